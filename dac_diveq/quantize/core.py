@@ -1,0 +1,260 @@
+"""One quantizer stage: a codebook, a lookup rule and a method, on ``(..., D)`` tensors."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import estimators
+from .codebook import CodebookMaintenance
+from .lookup import LOOKUPS, nearest
+from .methods import Selection, exponential_anneal, get_method
+from .schedule import ReplacementSchedule
+from .space_filling import project_to_curve
+from .stats import codebook_stats
+
+SF_INFERENCE = ("codeword", "curve")
+
+
+@dataclass
+class QuantizerOutput:
+    """What a quantizer stage returns.
+
+    Attributes:
+        z_q: quantized latents, same shape as the input.
+        codes: int64 codeword indices, shape ``input.shape[:-1]``.
+        aux_loss: scalar auxiliary loss, already weighted (0 for the DiVeQ family).
+        metrics: scalar tensors (usage, perplexity, entropy_bits, distortion, ...).
+        commitment_loss: per-vector ``||z - sg[c]||^2 / D`` (shape ``input.shape[:-1]``),
+            or a scalar 0 when the method has none. Unweighted.
+        codebook_loss: per-vector ``||sg[z] - c||^2 / D`` or a scalar 0. Unweighted.
+    """
+
+    z_q: torch.Tensor
+    codes: torch.Tensor
+    aux_loss: torch.Tensor
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)
+    commitment_loss: Optional[torch.Tensor] = None
+    codebook_loss: Optional[torch.Tensor] = None
+
+
+class Quantizer(nn.Module):
+    """A vector-quantization stage with a selectable gradient estimator.
+
+    In training mode the method's surrogate is used (and maintenance runs); in eval
+    mode every method quantizes deterministically to the nearest codeword, whose
+    index is a storable code. ``.weight`` / ``.codebook`` is the ``(K, D)`` table.
+
+    Args:
+        codebook_size: number of codewords K.
+        dim: codeword dimension D.
+        method: one of :data:`~dac_diveq.quantize.METHODS`.
+        lookup: ``"euclidean"`` (paper) or ``"cosine"`` (DAC's rule on l2-normalised vectors).
+        noise_var: variance sigma^2 of DiVeQ's directional noise (paper: 1e-3 for compression,
+            1e-2 for VQGAN).
+        commitment_weight: beta of the commitment loss (``ste``, ``ema``, ``rotation``).
+        codebook_weight: alpha of the codebook loss (``ste``, ``rotation``).
+        replace_every: replacement interval early in training (0 disables replacement).
+        replace_every_after: replacement interval after ``replace_slowdown_at`` steps.
+        replace_slowdown_at: step where the interval switches.
+        replace_stop_before_end: no replacement in the last this-many steps of ``total_iters``.
+        total_iters: planned length of training (None: unknown).
+        discard_threshold: dead-codeword threshold, in assignments per training step.
+        perturb_eps: std of the perturbation of copied codewords.
+        skip_iters: SF-DiVeQ steps without quantization before initialisation from latents.
+        avg_iters: SF-DiVeQ: how many of the last skipped steps feed the initialisation.
+        latents_per_code: SF-DiVeQ: latents averaged per initial codeword.
+        ema_decay: gamma of the ``ema`` method.
+        gumbel_temperature: ``(start, end)`` of the Gumbel temperature's exponential anneal.
+        gumbel_anneal_iters: steps of the anneal (default: ``total_iters`` or 10000).
+        kl_weight: weight of Gumbel's KL-to-uniform loss.
+        sf_inference: SF-DiVeQ eval output: ``"codeword"`` (default, storable) or
+            ``"curve"`` (research option: nearest point on the curve, not storable).
+        check_finite: raise on NaN/inf latents; default: on CPU tensors and in eval mode,
+            where the check costs no device synchronisation of a training step.
+        seed: seeds SF-DiVeQ's choice of captured latents.
+    """
+
+    def __init__(
+        self,
+        codebook_size: int,
+        dim: int,
+        method: str = "diveq",
+        *,
+        lookup: str = "euclidean",
+        noise_var: float = 1e-3,
+        commitment_weight: float = 0.25,
+        codebook_weight: float = 1.0,
+        replace_every: int = 100,
+        replace_every_after: int = 500,
+        replace_slowdown_at: int = 2000,
+        replace_stop_before_end: int = 1000,
+        total_iters: Optional[int] = None,
+        discard_threshold: float = 0.01,
+        perturb_eps: float = 1e-9,
+        skip_iters: int = 1000,
+        avg_iters: int = 50,
+        latents_per_code: int = 32,
+        ema_decay: float = 0.99,
+        gumbel_temperature: tuple[float, float] = (1.0, 0.1),
+        gumbel_anneal_iters: Optional[int] = None,
+        kl_weight: float = 5e-4,
+        sf_inference: str = "codeword",
+        check_finite: Optional[bool] = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.spec = get_method(method)
+        if int(codebook_size) != codebook_size or codebook_size < 1:
+            raise ValueError(f"codebook_size must be a positive integer, got {codebook_size}")
+        if int(dim) != dim or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim}")
+        if self.spec.space_filling and codebook_size < 2:
+            raise ValueError(f"{method} needs codebook_size >= 2 (it quantizes to segments)")
+        if lookup not in LOOKUPS:
+            raise ValueError(f"unknown lookup {lookup!r}; expected one of {LOOKUPS}")
+        if not noise_var > 0:
+            raise ValueError(f"noise_var is a variance and must be > 0, got {noise_var}")
+        if sf_inference not in SF_INFERENCE:
+            raise ValueError(f"sf_inference must be one of {SF_INFERENCE}, got {sf_inference!r}")
+        t_start, t_end = gumbel_temperature
+        if not (t_start > 0 and t_end > 0):
+            raise ValueError(f"gumbel_temperature values must be > 0, got {gumbel_temperature}")
+        if commitment_weight < 0 or codebook_weight < 0 or kl_weight < 0:
+            raise ValueError("loss weights must be >= 0")
+
+        self.codebook_size = int(codebook_size)
+        self.dim = int(dim)
+        self.method = method
+        self.lookup = lookup
+        self.noise_var = float(noise_var)
+        self.commitment_weight = commitment_weight
+        self.codebook_weight = codebook_weight
+        self.kl_weight = kl_weight
+        self.gumbel_schedule = (float(t_start), float(t_end), gumbel_anneal_iters or total_iters or 10_000)
+        self.sf_inference = sf_inference
+        self.check_finite = check_finite
+
+        # nn.Embedding's N(0, 1) initialisation, as DAC.
+        self.weight = nn.Parameter(torch.randn(self.codebook_size, self.dim), requires_grad=not self.spec.ema)
+        schedule = ReplacementSchedule(
+            every=replace_every if self.spec.replacement else 0,
+            every_after=replace_every_after,
+            slowdown_at=replace_slowdown_at,
+            stop_before_end=replace_stop_before_end,
+            total_iters=total_iters,
+        )
+        self.maintenance = CodebookMaintenance(
+            self.codebook_size,
+            self.dim,
+            schedule,
+            discard_threshold=discard_threshold,
+            perturb_eps=perturb_eps,
+            skip_iters=skip_iters if self.spec.space_filling else None,
+            avg_iters=avg_iters,
+            latents_per_code=latents_per_code,
+            ema_decay=ema_decay if self.spec.ema else None,
+            seed=seed,
+        )
+
+    @property
+    def codebook(self) -> torch.Tensor:
+        """The ``(K, D)`` codeword table."""
+        return self.weight
+
+    def gumbel_temperature(self) -> float:
+        start, end, steps = self.gumbel_schedule
+        return exponential_anneal(self.maintenance.step, start, end, steps)
+
+    def extra_repr(self) -> str:
+        return f"{self.codebook_size}, {self.dim}, method={self.method!r}, lookup={self.lookup!r}"
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Quantize ``z`` of shape ``(..., D)``.
+
+        Args:
+            z: latents; the last dimension must equal ``dim``.
+
+        Returns:
+            :class:`QuantizerOutput` with ``z_q`` shaped like ``z`` and ``codes`` like ``z.shape[:-1]``.
+        """
+        flat = self._validated(z)
+        dtype = flat.dtype
+        flat = flat.float()
+        if self.training:
+            self.maintenance.begin_step(self.weight)
+            sel = self.spec.train(self, flat)
+        else:
+            sel = self._infer(flat)
+        out = self._finish(flat, sel)
+        out.z_q = out.z_q.to(dtype).reshape(z.shape)
+        out.codes = out.codes.reshape(z.shape[:-1])
+        for name in ("commitment_loss", "codebook_loss"):
+            loss = getattr(out, name)
+            if loss.dim():
+                setattr(out, name, loss.reshape(z.shape[:-1]))
+        return out
+
+    def assign(self, z: torch.Tensor) -> QuantizerOutput:
+        """Hard assignment with a gradient to the codebook only (``z_q = c``), with the usual
+        maintenance in training mode. Used by joint residual DiVeQ, which reparameterises
+        the *sum* of stage codewords once."""
+        flat = self._validated(z).float()
+        if self.training:
+            self.maintenance.begin_step(self.weight)
+        codes = nearest(flat, self.codebook, self.lookup)
+        out = self._finish(flat, Selection(self.codebook[codes], codes))
+        out.z_q = out.z_q.reshape(z.shape)
+        out.codes = out.codes.reshape(z.shape[:-1])
+        return out
+
+    def _infer(self, z: torch.Tensor) -> Selection:
+        if self.spec.space_filling and self.sf_inference == "curve":
+            points, codes = project_to_curve(z, self.codebook, self.lookup)
+            return Selection(estimators.straight_through(z, points), codes)
+        codes = nearest(z, self.codebook, self.lookup)
+        c = self.codebook[codes]
+        return Selection(estimators.straight_through(z, c), codes, c)
+
+    def _finish(self, z: torch.Tensor, sel: Selection) -> QuantizerOutput:
+        zero = z.new_zeros(())
+        commitment, codebook_loss, aux = zero, zero, zero
+        aux_kind = self.spec.aux
+        if aux_kind in ("vq", "commitment") and sel.codeword is not None:
+            commitment = F.mse_loss(z, sel.codeword.detach(), reduction="none").mean(-1)
+            aux = self.commitment_weight * commitment.mean()
+            if aux_kind == "vq":
+                codebook_loss = F.mse_loss(sel.codeword, z.detach(), reduction="none").mean(-1)
+                aux = aux + self.codebook_weight * codebook_loss.mean()
+        elif aux_kind == "kl" and sel.logits is not None:
+            log_q = sel.logits.log_softmax(-1)
+            kl = (log_q.exp() * (log_q + torch.log(torch.tensor(float(self.codebook_size))))).sum(-1)
+            aux = self.kl_weight * kl.mean()
+
+        counts = self.maintenance.record(sel.codes, accumulate=self.training)
+        if self.training and self.spec.ema:
+            self.maintenance.ema_update(self.weight, z, sel.codes, counts)
+        metrics = codebook_stats(counts, z, sel.z_q)
+        if self.spec.aux == "kl":
+            metrics["temperature"] = z.new_tensor(self.gumbel_temperature())
+        return QuantizerOutput(sel.z_q, sel.codes, aux, metrics, commitment, codebook_loss)
+
+    def _validated(self, z: torch.Tensor) -> torch.Tensor:
+        if not isinstance(z, torch.Tensor):
+            raise TypeError(f"expected a torch.Tensor, got {type(z).__name__}")
+        if z.dim() < 1 or z.shape[-1] != self.dim:
+            raise ValueError(f"expected latents of shape (..., {self.dim}), got {tuple(z.shape)}")
+        if not z.is_floating_point():
+            raise TypeError(f"expected floating-point latents, got {z.dtype}")
+        if z.numel() == 0:
+            raise ValueError(f"empty batch: latents of shape {tuple(z.shape)} hold no vectors")
+        check = self.check_finite
+        if check is None:
+            check = z.device.type == "cpu" or not self.training
+        if check and not bool(torch.isfinite(z).all()):
+            raise ValueError("latents contain NaN or inf values")
+        return z.reshape(-1, self.dim)

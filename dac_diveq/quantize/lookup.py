@@ -1,0 +1,68 @@
+"""Nearest-codeword search: the rule that turns a latent into a discrete index.
+
+Two rules are supported:
+
+* ``euclidean`` - argmin of the squared euclidean distance (the DiVeQ paper).
+* ``cosine`` - argmax of the cosine similarity between l2-normalised vectors
+  (DAC's native rule, ViT-VQGAN). It is evaluated with exactly DAC's
+  arithmetic so that codes are bit-identical to ``dac.nn.quantize``.
+
+Search always runs in float32 and without gradient: under bf16 autocast a
+half-precision distance matrix would pick wrong neighbours.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LOOKUPS = ("euclidean", "cosine")
+
+
+@torch.no_grad()
+def nearest(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> torch.Tensor:
+    """Index of the nearest codeword for every row of ``z``.
+
+    Args:
+        z: latents, shape ``(N, D)``.
+        codebook: codewords (or any candidate points), shape ``(M, D)``.
+        rule: ``"euclidean"`` or ``"cosine"``.
+
+    Returns:
+        int64 tensor of shape ``(N,)`` with values in ``[0, M)``.
+    """
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        z = z.float()
+        codebook = codebook.float()
+        if rule == "euclidean":
+            # ||z||^2 is the same for every candidate, so it does not change the argmin.
+            dist = torch.addmm((codebook * codebook).sum(1), z, codebook.t(), alpha=-2.0)
+            return dist.argmin(1)
+        if rule == "cosine":
+            z = F.normalize(z)
+            codebook = F.normalize(codebook)
+            # Same expression and evaluation order as DAC's decode_latents.
+            dist = (
+                z.pow(2).sum(1, keepdim=True)
+                - 2 * z @ codebook.t()
+                + codebook.pow(2).sum(1, keepdim=True).t()
+            )
+            return (-dist).max(1)[1]
+    raise ValueError(f"unknown lookup rule {rule!r}; expected one of {LOOKUPS}")
+
+
+def similarity_logits(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> torch.Tensor:
+    """Differentiable scores (higher = closer) used by soft assignments (Gumbel).
+
+    Args:
+        z: latents ``(N, D)``.
+        codebook: codewords ``(K, D)``.
+        rule: lookup rule.
+
+    Returns:
+        ``(N, K)`` logits: negative squared distances (euclidean) or cosine similarities.
+    """
+    if rule == "cosine":
+        return F.normalize(z) @ F.normalize(codebook).t()
+    z2 = (z * z).sum(1, keepdim=True)
+    c2 = (codebook * codebook).sum(1)
+    return -(z2 - 2 * z @ codebook.t() + c2)

@@ -1,0 +1,157 @@
+"""The registry of quantization methods (paper Table 1), one small function each.
+
+A method's training forward maps latents ``(N, D)`` to a :class:`Selection`
+using the stage's codebook and lookup rule; everything else (inference, losses,
+metrics, maintenance) is shared by :class:`~dac_diveq.quantize.core.Quantizer`.
+Register a new method with ``@register(name, ...)``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Optional
+
+import torch
+
+from . import estimators, space_filling
+from .lookup import nearest, similarity_logits
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .core import Quantizer
+
+
+@dataclass
+class Selection:
+    """Result of a method's training forward on flat latents.
+
+    Attributes:
+        z_q: ``(N, D)`` differentiable quantized latents.
+        codes: ``(N,)`` int64 codeword indices.
+        codeword: ``(N, D)`` selected codewords gathered with gradient (for VQ losses),
+            or None when the method has no codeword loss.
+        logits: ``(N, K)`` soft-assignment scores when the method has them (Gumbel).
+    """
+
+    z_q: torch.Tensor
+    codes: torch.Tensor
+    codeword: Optional[torch.Tensor] = None
+    logits: Optional[torch.Tensor] = None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How a method trains.
+
+    Attributes:
+        name: registry key.
+        train: ``(stage, z) -> Selection`` training forward.
+        aux: auxiliary loss: ``"vq"`` (codebook + commitment), ``"commitment"``,
+            ``"kl"`` (to the uniform assignment) or ``"none"``.
+        replacement: whether dead-codeword replacement applies (off for SF-DiVeQ).
+        space_filling: SF-DiVeQ family (skip-and-initialise schedule, curve inference option).
+        ema: codebook learned by EMA, not by gradients.
+    """
+
+    name: str
+    train: Callable[["Quantizer", torch.Tensor], Selection]
+    aux: str = "none"
+    replacement: bool = True
+    space_filling: bool = False
+    ema: bool = False
+
+
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, **spec) -> Callable:
+    """Decorator registering a training forward under ``name``."""
+
+    def wrap(fn: Callable[["Quantizer", torch.Tensor], Selection]) -> Callable:
+        REGISTRY[name] = MethodSpec(name=name, train=fn, **spec)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> MethodSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown quantization method {name!r}; expected one of {tuple(REGISTRY)}") from None
+
+
+def _hard(stage: "Quantizer", z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    codes = nearest(z, stage.codebook, stage.lookup)
+    return codes, stage.codebook[codes]
+
+
+@register("ste", aux="vq")
+def _ste(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.straight_through(z, c), codes, c)
+
+
+@register("ema", aux="commitment", ema=True)
+def _ema(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.straight_through(z, c), codes, c)
+
+
+@register("rotation", aux="vq")
+def _rotation(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.rotation(z, c), codes, c)
+
+
+@register("gumbel", aux="kl")
+def _gumbel(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    logits = similarity_logits(z, stage.codebook, stage.lookup)
+    z_q, codes = estimators.gumbel_softmax(logits, stage.codebook, stage.gumbel_temperature())
+    return Selection(z_q, codes, logits=logits)
+
+
+@register("nsvq")
+def _nsvq(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.nsvq(z, c), codes)
+
+
+@register("diveq")
+def _diveq(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.diveq(z, c, stage.noise_var), codes)
+
+
+@register("diveq_detach")
+def _diveq_detach(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    codes, c = _hard(stage, z)
+    return Selection(estimators.diveq_detach(z, c), codes)
+
+
+def _space_filling(surrogate: Callable) -> Callable:
+    def train(stage: "Quantizer", z: torch.Tensor) -> Selection:
+        if not stage.maintenance.quantizing:
+            # Skip phase (paper A.5): pass latents through; report their nearest codewords.
+            stage.maintenance.capture_latents(z)
+            return Selection(z, nearest(z, stage.codebook, stage.lookup))
+        choice = space_filling.select_segment(z, stage.codebook, stage.lookup)
+        return Selection(surrogate(stage, z, choice), choice.nearest_end)
+
+    return train
+
+
+register("sf_diveq", replacement=False, space_filling=True)(
+    _space_filling(lambda s, z, ch: space_filling.sf_diveq(z, s.codebook, ch, s.noise_var))
+)
+register("sf_diveq_detach", replacement=False, space_filling=True)(
+    _space_filling(lambda s, z, ch: space_filling.sf_diveq_detach(z, s.codebook, ch))
+)
+
+METHODS: tuple[str, ...] = tuple(REGISTRY)
+"""Names of every registered method, in the paper's Table 1 order."""
+
+
+def exponential_anneal(step: int, start: float, end: float, steps: int) -> float:
+    """``start -> end`` geometrically over ``steps`` steps, then constant."""
+    frac = min(max(step, 0) / max(steps, 1), 1.0)
+    return start * math.exp(frac * math.log(end / start))

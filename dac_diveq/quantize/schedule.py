@@ -1,0 +1,43 @@
+"""When codebook replacement runs (paper appendix B.1)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class ReplacementSchedule:
+    """Replace dead codewords every ``every`` steps up to ``slowdown_at``, then every
+    ``every_after`` steps, and never in the last ``stop_before_end`` steps of a run
+    of ``total_iters`` steps (unknown length: never stops). ``every <= 0`` disables it.
+
+    The defaults are the paper's: 100 up to 2000, 500 after, none in the last 1000.
+    """
+
+    every: int = 100
+    every_after: int = 500
+    slowdown_at: int = 2000
+    stop_before_end: int = 1000
+    total_iters: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("every_after", "slowdown_at", "stop_before_end"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"replacement schedule: {name} must be >= 0")
+        if self.every > 0 and self.every_after <= 0:
+            raise ValueError("replacement schedule: replace_every_after must be > 0")
+        if self.total_iters is not None and self.total_iters <= 0:
+            raise ValueError("replacement schedule: total_iters must be > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.every > 0
+
+    def is_due(self, step: int) -> bool:
+        """Whether replacement runs at the end of training step ``step`` (1-based)."""
+        if not self.enabled:
+            return False
+        if self.total_iters is not None and step > self.total_iters - self.stop_before_end:
+            return False
+        interval = self.every if step <= self.slowdown_at else self.every_after
+        return step % interval == 0
