@@ -7,7 +7,18 @@
 * :mod:`.residual` - residual and product wrappers
 * :mod:`.dac_layers` - drop-ins for ``dac.nn.quantize``
 """
-from .core import QuantizerOutput, Quantizer
+from .core import Quantizer, QuantizerOutput
+from .dac_layers import ResidualVectorQuantize, VectorQuantize
 from .methods import METHODS, register
+from .residual import ProductQuantizer, ResidualQuantizer
 
-__all__ = ["METHODS", "Quantizer", "QuantizerOutput", "register"]
+__all__ = [
+    "METHODS",
+    "ProductQuantizer",
+    "Quantizer",
+    "QuantizerOutput",
+    "ResidualQuantizer",
+    "ResidualVectorQuantize",
+    "VectorQuantize",
+    "register",
+]

@@ -1,0 +1,180 @@
+"""Drop-in replacements for ``dac.nn.quantize.VectorQuantize`` / ``ResidualVectorQuantize``.
+
+Same constructor arguments, forward tuples, ``from_codes`` / ``from_latents`` and
+parameter names as DAC (``in_proj``, ``out_proj``, ``codebook.weight``), so state dicts
+load in both directions; ``method`` and its options select the estimator. Here the
+``codebook`` attribute is our :class:`~dac_diveq.quantize.core.Quantizer` stage, whose
+``weight`` is DAC's embedding table. Maintenance state is extra state a stock DAC ignores
+(``strict=False``, as ``dac.model.DAC.load`` loads).
+
+These classes only adapt shapes (``B x D x T`` <-> ``(B*T) x D``); the quantization is the core's.
+"""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from dac.nn.layers import WNConv1d
+from torch import nn
+
+from . import estimators
+from .core import Quantizer
+from .lookup import nearest
+from .residual import _check_residual_mode, dropout_counts, joint_surrogate
+
+
+def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
+    """``(B, T)`` per-vector loss -> ``(B,)``; a scalar zero (no such loss) -> zeros ``(B,)``."""
+    return loss.mean(1) if loss.dim() else loss.expand(batch)
+
+
+class VectorQuantize(nn.Module):
+    """One DAC quantizer stage: project to ``codebook_dim``, quantize, project back.
+
+    Args:
+        input_dim: channels of the input ``B x input_dim x T``.
+        codebook_size: codewords K.
+        codebook_dim: dimension of the factorised codes.
+        method: estimator (default ``"ste"``, which with ``lookup="cosine"`` is DAC itself).
+        lookup: ``"cosine"`` (DAC's native rule, default) or ``"euclidean"``.
+        **options: further :class:`Quantizer` options (``noise_var``, ``replace_every``, ...).
+    """
+
+    def __init__(self, input_dim: int, codebook_size: int, codebook_dim: int, method: str = "ste",
+                 lookup: str = "cosine", **options) -> None:
+        super().__init__()
+        self.codebook_size = codebook_size
+        self.codebook_dim = codebook_dim
+        self.in_proj = WNConv1d(input_dim, codebook_dim, kernel_size=1)
+        self.out_proj = WNConv1d(codebook_dim, input_dim, kernel_size=1)
+        self.codebook = Quantizer(codebook_size, codebook_dim, method, lookup=lookup, **options)
+
+    def forward(self, z: torch.Tensor):
+        """DAC's tuple: ``(z_q, commitment_loss (B,), codebook_loss (B,), indices (B, T), z_e)``."""
+        z_e = self.in_proj(z)
+        out = self.codebook(z_e.transpose(1, 2))
+        self.metrics = out.metrics
+        z_q = self.out_proj(out.z_q.transpose(1, 2))
+        batch = z.shape[0]
+        return (z_q, _per_item(out.commitment_loss, batch), _per_item(out.codebook_loss, batch),
+                out.codes, z_e)
+
+    def assign(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Hard codeword choice for joint mode: ``(out_proj(c), indices (B, T), z_e)``; the
+        gradient reaches the codebook and ``out_proj`` only."""
+        z_e = self.in_proj(z)
+        out = self.codebook.assign(z_e.transpose(1, 2))
+        self.metrics = out.metrics
+        return self.out_proj(out.z_q.transpose(1, 2)), out.codes, z_e
+
+    def embed_code(self, embed_id: torch.Tensor) -> torch.Tensor:
+        return F.embedding(embed_id, self.codebook.weight)
+
+    def decode_code(self, embed_id: torch.Tensor) -> torch.Tensor:
+        return self.embed_code(embed_id).transpose(1, 2)
+
+    def decode_latents(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hard quantization of projected latents ``B x d x T`` -> ``(codewords B x d x T, indices B x T)``."""
+        flat = latents.transpose(1, 2).reshape(-1, self.codebook_dim)
+        indices = nearest(flat, self.codebook.weight, self.codebook.lookup).reshape(latents.shape[0], -1)
+        return self.decode_code(indices), indices
+
+
+class ResidualVectorQuantize(nn.Module):
+    """DAC's residual VQ (SoundStream) with a selectable estimator per stage.
+
+    Args:
+        input_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout: as DAC.
+        method: estimator of every stage (default ``"ste"`` = DAC).
+        residual_mode: ``"stagewise"`` (DAC's structure) or ``"joint"`` (DiVeQ only: hard stage
+            choices and one reparameterisation of their projected sum; the input projections
+            then only select codes and receive no gradient).
+        **options: :class:`Quantizer` options shared by every stage (``lookup``, ``noise_var``, ...).
+    """
+
+    def __init__(self, input_dim: int = 512, n_codebooks: int = 9, codebook_size: int = 1024,
+                 codebook_dim: Union[int, list] = 8, quantizer_dropout: float = 0.0, method: str = "ste",
+                 residual_mode: str = "stagewise", **options) -> None:
+        super().__init__()
+        _check_residual_mode(residual_mode, method)
+        if isinstance(codebook_dim, int):
+            codebook_dim = [codebook_dim] * n_codebooks
+        self.n_codebooks = n_codebooks
+        self.codebook_dim = codebook_dim
+        self.codebook_size = codebook_size
+        self.method = method
+        self.residual_mode = residual_mode
+        seed = options.pop("seed", 0)
+        self.quantizers = nn.ModuleList(
+            VectorQuantize(input_dim, codebook_size, codebook_dim[i], method=method, seed=seed + i, **options)
+            for i in range(n_codebooks)
+        )
+        self.quantizer_dropout = quantizer_dropout
+        self.metrics: dict[str, torch.Tensor] = {}
+
+    def forward(self, z: torch.Tensor, n_quantizers: Optional[int] = None):
+        """DAC's tuple ``(z_q, codes B x N x T, latents B x N*d x T, commitment_loss, codebook_loss)``.
+
+        In training every stage runs and quantizer dropout masks stages per example (DAC's
+        draw); in eval the first ``n_quantizers`` stages run. Per-stage metrics are left in
+        ``self.metrics`` (``stage{i}/usage`` ...).
+        """
+        if n_quantizers is None:
+            n_quantizers = self.n_codebooks
+        if self.training:
+            n_quantizers = dropout_counts(z.shape[0], self.n_codebooks, self.quantizer_dropout, z.device)
+        joint = self.residual_mode == "joint"
+        z_q, residual = 0, z
+        commitment_loss, codebook_loss = 0, 0
+        codes, latents, metrics = [], [], {}
+        for i, quantizer in enumerate(self.quantizers):
+            if not self.training and i >= n_quantizers:
+                break
+            if joint:
+                z_q_i, indices_i, z_e_i = quantizer.assign(residual)
+                commitment_i = codebook_i = z.new_zeros(z.shape[0])
+                residual = residual - z_q_i.detach()
+            else:
+                z_q_i, commitment_i, codebook_i, indices_i, z_e_i = quantizer(residual)
+                residual = residual - z_q_i
+            mask = torch.full((z.shape[0],), fill_value=i, device=z.device) < n_quantizers
+            z_q = z_q + z_q_i * mask[:, None, None]
+            commitment_loss += (commitment_i * mask).mean()
+            codebook_loss += (codebook_i * mask).mean()
+            codes.append(indices_i)
+            latents.append(z_e_i)
+            metrics.update({f"stage{i}/{k}": v for k, v in quantizer.metrics.items()})
+        if joint:
+            # One reparameterisation of the summed stage outputs, per time step (B*T vectors).
+            zt, qt = z.transpose(1, 2), z_q.transpose(1, 2)
+            if self.training:
+                z_q = joint_surrogate(self.method, zt, qt, self.quantizers[0].codebook.noise_var)
+            else:
+                z_q = estimators.straight_through(zt, qt)
+            z_q = z_q.transpose(1, 2)
+        self.metrics = metrics
+        return z_q, torch.stack(codes, dim=1), torch.cat(latents, dim=1), commitment_loss, codebook_loss
+
+    def from_codes(self, codes: torch.Tensor):
+        """Codes ``B x N x T`` -> ``(z_q B x D x T, codewords B x N*d x T, codes)``."""
+        z_q, z_p = 0.0, []
+        for i in range(codes.shape[1]):
+            z_p_i = self.quantizers[i].decode_code(codes[:, i, :])
+            z_p.append(z_p_i)
+            z_q = z_q + self.quantizers[i].out_proj(z_p_i)
+        return z_q, torch.cat(z_p, dim=1), codes
+
+    def from_latents(self, latents: torch.Tensor):
+        """Projected latents ``B x N*d x T`` -> ``(z_q, codewords, codes)`` for as many whole stages as fit."""
+        z_q, z_p, codes = 0, [], []
+        dims = np.cumsum([0] + [q.codebook_dim for q in self.quantizers])
+        n_codebooks = int(np.where(dims <= latents.shape[1])[0].max())
+        for i in range(n_codebooks):
+            j, k = dims[i], dims[i + 1]
+            z_p_i, codes_i = self.quantizers[i].decode_latents(latents[:, j:k, :])
+            z_p.append(z_p_i)
+            codes.append(codes_i)
+            z_q = z_q + self.quantizers[i].out_proj(z_p_i)
+        return z_q, torch.cat(z_p, dim=1), torch.stack(codes, dim=1)

@@ -1,0 +1,151 @@
+"""Residual and product wrappers around :class:`~dac_diveq.quantize.core.Quantizer` stages."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import estimators
+from .core import Quantizer, QuantizerOutput
+
+RESIDUAL_MODES = ("stagewise", "joint")
+JOINT_METHODS = ("diveq", "diveq_detach")
+
+
+def joint_surrogate(method: str, z: torch.Tensor, target: torch.Tensor, noise_var: float) -> torch.Tensor:
+    """One DiVeQ reparameterisation of the summed stage codewords ``target`` (the authors'
+    residual DiVeQ): gradients reach every stage's codewords through ``||target - z||``."""
+    if method == "diveq":
+        return estimators.diveq(z, target, noise_var)
+    return estimators.diveq_detach(z, target)
+
+
+def dropout_counts(batch: int, n_stages: int, fraction: float, device: torch.device) -> torch.Tensor:
+    """Stages kept per example under quantizer dropout, drawn exactly as DAC draws them.
+
+    A leading ``fraction`` of the batch keeps a random ``1..n_stages`` stages, the rest keep
+    all. The draws use the global CPU generator in DAC's order, so a seeded run reproduces
+    DAC's own dropout pattern.
+    """
+    kept = torch.ones((batch,)) * n_stages + 1
+    dropout = torch.randint(1, n_stages + 1, (batch,))
+    n_dropout = int(batch * fraction)
+    kept[:n_dropout] = dropout[:n_dropout]
+    return kept.to(device)
+
+
+def _check_residual_mode(mode: str, method: str) -> None:
+    if mode not in RESIDUAL_MODES:
+        raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
+    if mode == "joint" and method not in JOINT_METHODS:
+        raise ValueError(f"residual_mode='joint' applies to {JOINT_METHODS}, not {method!r}")
+
+
+class ResidualQuantizer(nn.Module):
+    """Residual VQ on ``(..., D)`` tensors: stage ``i`` quantizes what stages ``< i`` left.
+
+    Args:
+        n_quantizers: number of stages.
+        codebook_size: codewords per stage.
+        dim: vector dimension D.
+        method: estimator of every stage.
+        residual_mode: ``"stagewise"`` (each stage applies its estimator to its residual) or
+            ``"joint"`` (DiVeQ only: hard stage choices, one reparameterisation of their sum).
+        quantizer_dropout: fraction of each batch (leading dimension) that uses a random
+            number of stages in training, as DAC.
+        **options: forwarded to every :class:`Quantizer`.
+    """
+
+    def __init__(self, n_quantizers: int, codebook_size: int, dim: int, method: str = "diveq",
+                 residual_mode: str = "stagewise", quantizer_dropout: float = 0.0, **options) -> None:
+        super().__init__()
+        _check_residual_mode(residual_mode, method)
+        if n_quantizers < 1:
+            raise ValueError(f"n_quantizers must be >= 1, got {n_quantizers}")
+        if not 0.0 <= quantizer_dropout <= 1.0:
+            raise ValueError(f"quantizer_dropout must be in [0, 1], got {quantizer_dropout}")
+        self.method = method
+        self.residual_mode = residual_mode
+        self.quantizer_dropout = quantizer_dropout
+        seed = options.pop("seed", 0)
+        self.stages = nn.ModuleList(
+            Quantizer(codebook_size, dim, method, seed=seed + i, **options) for i in range(n_quantizers)
+        )
+
+    def forward(self, z: torch.Tensor, n_quantizers: Optional[int] = None) -> QuantizerOutput:
+        """Quantize ``z`` (..., D) with all stages (or the first ``n_quantizers`` in eval).
+
+        Returns:
+            :class:`QuantizerOutput` with ``codes`` of shape ``(..., n_stages_used)`` and
+            metrics prefixed ``stage{i}/``.
+        """
+        n_stages = len(self.stages)
+        used = n_stages if self.training or n_quantizers is None else min(n_quantizers, n_stages)
+        if self.training and self.quantizer_dropout > 0:
+            kept = dropout_counts(z.shape[0], n_stages, self.quantizer_dropout, z.device)
+        else:
+            kept = None
+        joint = self.residual_mode == "joint"
+        residual, total = z, torch.zeros_like(z)
+        codes, metrics, aux = [], {}, z.new_zeros(())
+        for i, stage in enumerate(self.stages[:used]):
+            out = stage.assign(residual) if joint else stage(residual)
+            step = out.z_q
+            if kept is not None:
+                mask = (kept > i).to(z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
+                step = step * mask
+            total = total + step
+            residual = residual - (out.z_q.detach() if joint else out.z_q)
+            codes.append(out.codes)
+            aux = aux + out.aux_loss
+            metrics.update({f"stage{i}/{k}": v for k, v in out.metrics.items()})
+        if joint and self.training:
+            noise_var = self.stages[0].noise_var
+            total = joint_surrogate(self.method, z, total, noise_var)
+        elif joint:
+            total = estimators.straight_through(z, total)
+        return QuantizerOutput(total, torch.stack(codes, -1), aux, metrics)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Sum of the codewords of ``codes`` (..., n) for the first n stages."""
+        return sum(self.stages[i].codebook[codes[..., i]] for i in range(codes.shape[-1]))
+
+
+class ProductQuantizer(nn.Module):
+    """Product VQ: split D into ``n_groups`` equal parts, each quantized by its own stage.
+
+    Args:
+        n_groups: number of groups G (must divide ``dim``).
+        codebook_size: codewords per group.
+        dim: full vector dimension D.
+        method: estimator of every group.
+        **options: forwarded to every :class:`Quantizer`.
+    """
+
+    def __init__(self, n_groups: int, codebook_size: int, dim: int, method: str = "diveq", **options) -> None:
+        super().__init__()
+        if n_groups < 1 or dim % n_groups:
+            raise ValueError(f"n_groups={n_groups} must be >= 1 and divide dim={dim}")
+        self.group_dim = dim // n_groups
+        seed = options.pop("seed", 0)
+        self.groups = nn.ModuleList(
+            Quantizer(codebook_size, self.group_dim, method, seed=seed + i, **options) for i in range(n_groups)
+        )
+
+    def forward(self, z: torch.Tensor) -> QuantizerOutput:
+        """Returns a :class:`QuantizerOutput` with ``codes`` of shape ``(..., G)``."""
+        if z.shape[-1] != self.group_dim * len(self.groups):
+            raise ValueError(f"expected latents of shape (..., {self.group_dim * len(self.groups)}), "
+                             f"got {tuple(z.shape)}")
+        outs = [g(part) for g, part in zip(self.groups, z.split(self.group_dim, dim=-1))]
+        metrics = {f"group{i}/{k}": v for i, o in enumerate(outs) for k, v in o.metrics.items()}
+        return QuantizerOutput(
+            torch.cat([o.z_q for o in outs], -1),
+            torch.stack([o.codes for o in outs], -1),
+            sum(o.aux_loss for o in outs),
+            metrics,
+        )
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return torch.cat([g.codebook[codes[..., i]] for i, g in enumerate(self.groups)], -1)
