@@ -1,0 +1,1 @@
+"""DAC integration: the codec model, argbind registration, export to stock DAC, compat shims, CLI."""
