@@ -1,0 +1,118 @@
+"""The drop-ins reproduce ``dac.nn.quantize`` exactly with ``method="ste"`` and DAC's lookup."""
+import warnings
+
+import pytest
+import torch
+import dac.nn.quantize as dac_quantize
+
+from dac_diveq.quantize import METHODS, ResidualVectorQuantize, VectorQuantize
+
+warnings.filterwarnings("ignore", category=FutureWarning)  # DAC's weight_norm
+
+
+def _grads(module):
+    return {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+def _assert_same_grads(a, b):
+    assert a.keys() == b.keys() and a
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_vector_quantize_matches_dac_exactly():
+    torch.manual_seed(0)
+    ref = dac_quantize.VectorQuantize(32, 64, 8)
+    ours = VectorQuantize(32, 64, 8)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    x = torch.randn(4, 32, 25)
+    xr, xo = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    a, b = ref(xr), ours(xo)
+    assert torch.equal(a[3], b[3])  # codes
+    assert torch.equal(a[0], b[0])  # z_q
+    assert torch.equal(a[4], b[4])  # z_e
+    torch.testing.assert_close(b[1], a[1], atol=0, rtol=1e-6)  # commitment, per item
+    torch.testing.assert_close(b[2], a[2], atol=0, rtol=1e-6)  # codebook, per item
+    g = torch.randn_like(a[0])
+    for out, inp in ((a, xr), (b, xo)):
+        ((out[0] * g).sum() + 0.25 * out[1].mean() + out[2].mean()).backward()
+    torch.testing.assert_close(xo.grad, xr.grad, atol=1e-6, rtol=1e-5)
+    _assert_same_grads(_grads(ours), _grads(ref))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_residual_vector_quantize_matches_dac_exactly(training):
+    torch.manual_seed(0)
+    ref = dac_quantize.ResidualVectorQuantize(48, 5, 32, 8, quantizer_dropout=0.5)
+    ours = ResidualVectorQuantize(48, 5, 32, 8, quantizer_dropout=0.5)
+    ours.load_state_dict(ref.state_dict(), strict=True)
+    ref.train(training), ours.train(training)
+    x = torch.randn(8, 48, 30)
+    outs = []
+    for module in (ref, ours):
+        torch.manual_seed(123)  # the quantizer-dropout draw
+        xi = x.clone().requires_grad_(True)
+        out = module(xi, n_quantizers=3)
+        loss = out[0].square().mean() + 0.25 * out[3] + out[4]
+        loss.backward()
+        outs.append((out, xi.grad))
+    (a, ga), (b, gb) = outs
+    assert torch.equal(a[1], b[1])  # codes
+    assert torch.equal(a[0], b[0])  # z_q
+    assert torch.equal(a[2], b[2])  # latents
+    torch.testing.assert_close(b[3], a[3], atol=0, rtol=1e-6)
+    torch.testing.assert_close(b[4], a[4], atol=0, rtol=1e-6)
+    torch.testing.assert_close(gb, ga, atol=1e-6, rtol=1e-5)
+    _assert_same_grads(_grads(ours), _grads(ref))
+
+
+def test_from_codes_and_from_latents_match_dac():
+    torch.manual_seed(1)
+    ref = dac_quantize.ResidualVectorQuantize(48, 4, 32, 8).eval()
+    ours = ResidualVectorQuantize(48, 4, 32, 8).eval()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(2, 48, 11)
+    codes = ref(x)[1]
+    latents = ref(x)[2]
+    for u, v in zip(ref.from_codes(codes), ours.from_codes(codes)):
+        assert torch.equal(u, v)
+    for u, v in zip(ref.from_latents(latents[:, :20]), ours.from_latents(latents[:, :20])):
+        assert torch.equal(u, v)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_state_dicts_load_in_both_directions(method):
+    ours = ResidualVectorQuantize(48, 3, 32, 8, method=method, skip_iters=2, avg_iters=1)
+    x = torch.randn(2, 48, 9)
+    for _ in range(3):  # build up maintenance state
+        ours(x)
+    stock = dac_quantize.ResidualVectorQuantize(48, 3, 32, 8)
+    result = stock.load_state_dict(ours.state_dict(), strict=False)
+    assert not result.missing_keys
+    assert all(".codebook.maintenance." in k for k in result.unexpected_keys)
+    fresh = ResidualVectorQuantize(48, 3, 32, 8, method=method)
+    fresh.load_state_dict(stock.state_dict(), strict=True)  # stock -> ours: strict works
+    stock.eval(), ours.eval(), fresh.eval()
+    assert torch.equal(stock(x)[1], ours(x)[1])
+    assert torch.equal(stock(x)[1], fresh(x)[1])
+    # Stock weights keep their codebook: SF-DiVeQ must not re-initialise it from latents.
+    assert all(q.codebook.maintenance.initialized for q in fresh.quantizers)
+
+
+@pytest.mark.parametrize("method", ["diveq", "diveq_detach"])
+def test_joint_mode_trains_codebooks_and_out_proj_only(method):
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantize(16, 3, 8, 4, method=method, residual_mode="joint")
+    x = torch.randn(2, 16, 7, requires_grad=True)
+    z_q, codes, latents, commit, cb = rvq(x)
+    assert codes.shape == (2, 3, 7) and latents.shape == (2, 12, 7)
+    assert commit == 0 and cb == 0
+    z_q.square().sum().backward()
+    for q in rvq.quantizers:
+        assert q.codebook.weight.grad.abs().sum() > 0
+        assert q.out_proj.weight_v.grad.abs().sum() > 0
+        assert q.in_proj.weight_v.grad is None
+    assert x.grad.abs().sum() > 0
+    rvq.eval()
+    z_q_eval, codes_eval, *_ = rvq(x)
+    torch.testing.assert_close(z_q_eval, rvq.from_codes(codes_eval)[0], atol=1e-5, rtol=1e-5)
