@@ -1,6 +1,7 @@
 """One quantizer stage: a codebook, a lookup rule and a method, on ``(..., D)`` tensors."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -232,7 +233,7 @@ class Quantizer(nn.Module):
                 aux = aux + self.codebook_weight * codebook_loss.mean()
         elif aux_kind == "kl" and sel.logits is not None:
             log_q = sel.logits.log_softmax(-1)
-            kl = (log_q.exp() * (log_q + torch.log(torch.tensor(float(self.codebook_size))))).sum(-1)
+            kl = (log_q.exp() * (log_q + math.log(self.codebook_size))).sum(-1)
             aux = self.kl_weight * kl.mean()
 
         counts = self.maintenance.record(sel.codes, accumulate=self.training)
@@ -240,7 +241,7 @@ class Quantizer(nn.Module):
             self.maintenance.ema_update(self.weight, z, sel.codes, counts)
         metrics = codebook_stats(counts, z, sel.z_q)
         if self.spec.aux == "kl":
-            metrics["temperature"] = z.new_tensor(self.gumbel_temperature())
+            metrics["temperature"] = torch.full((), self.gumbel_temperature(), device=z.device)
         return QuantizerOutput(sel.z_q, sel.codes, aux, metrics, commitment, codebook_loss)
 
     def _validated(self, z: torch.Tensor) -> torch.Tensor:

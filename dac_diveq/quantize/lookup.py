@@ -30,7 +30,7 @@ def nearest(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> torch.Tensor:
     Returns:
         int64 tensor of shape ``(N,)`` with values in ``[0, M)``.
     """
-    with torch.autocast(device_type=z.device.type, enabled=False):
+    with torch.autocast(device_type="cuda" if z.is_cuda else "cpu", enabled=False):
         z = z.float()
         codebook = codebook.float()
         if rule == "euclidean":

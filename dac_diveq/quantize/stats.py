@@ -1,6 +1,8 @@
 """Per-stage codebook statistics as device tensors (safe to compute every step)."""
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -23,6 +25,6 @@ def codebook_stats(counts: torch.Tensor, z: torch.Tensor, z_q: torch.Tensor) -> 
     return {
         "usage": (counts > 0).float().mean(),
         "perplexity": entropy.exp(),
-        "entropy_bits": entropy / torch.log(torch.tensor(2.0, device=counts.device)),
+        "entropy_bits": entropy / math.log(2.0),
         "distortion": (z.detach() - z_q.detach()).pow(2).sum(-1).mean(),
     }
