@@ -63,8 +63,8 @@ class CodebookMaintenance(nn.Module):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        if not 0.0 <= discard_threshold <= 1.0:
-            raise ValueError(f"discard_threshold must be in [0, 1], got {discard_threshold}")
+        if not discard_threshold >= 0.0:
+            raise ValueError(f"discard_threshold must be >= 0, got {discard_threshold}")
         if perturb_eps < 0:
             raise ValueError(f"perturb_eps must be >= 0, got {perturb_eps}")
         if skip_iters is not None:
@@ -199,7 +199,9 @@ class CodebookMaintenance(nn.Module):
     @torch.no_grad()
     def initialize_from_capture(self, weight: torch.Tensor) -> None:
         """Set codeword j to the mean of the j-th of K consecutive chunks of captured latents."""
-        rows = self.capture[: self.capture_len].double()
+        # Pool every rank's captured runs (in rank order) before chunking, so each codeword
+        # stays the mean of neighbouring latents however many ranks there are.
+        rows = distributed.gather_rows(self.capture[: self.capture_len]).double()
         total, k = rows.shape[0], self.codebook_size
         if total > 0:
             j = torch.arange(k, device=rows.device)
@@ -207,8 +209,7 @@ class CodebookMaintenance(nn.Module):
             end = torch.maximum(torch.div((j + 1) * total, k, rounding_mode="floor"), start + 1)
             cumsum = torch.cat([rows.new_zeros(1, self.dim), rows.cumsum(0)])
             means = (cumsum[end] - cumsum[start]) / (end - start).unsqueeze(1).to(rows.dtype)
-            means = distributed.all_reduce_sum_(means.to(weight.dtype)) / distributed.world_size()
-            weight.copy_(distributed.broadcast_(means))
+            weight.copy_(distributed.broadcast_(means.to(weight.dtype)))
         self.initialized = True
         self.capture = torch.zeros(0, self.dim, device=weight.device)
         self.capture_len = 0

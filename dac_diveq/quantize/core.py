@@ -124,8 +124,10 @@ class Quantizer(nn.Module):
         t_start, t_end = gumbel_temperature
         if not (t_start > 0 and t_end > 0):
             raise ValueError(f"gumbel_temperature values must be > 0, got {gumbel_temperature}")
-        if commitment_weight < 0 or codebook_weight < 0 or kl_weight < 0:
-            raise ValueError("loss weights must be >= 0")
+        for name, weight in (("commitment_weight", commitment_weight), ("codebook_weight", codebook_weight),
+                             ("kl_weight", kl_weight)):
+            if weight < 0:
+                raise ValueError(f"{name} must be >= 0, got {weight}")
 
         self.codebook_size = int(codebook_size)
         self.dim = int(dim)

@@ -22,7 +22,7 @@ from torch import nn
 from . import estimators
 from .core import Quantizer
 from .lookup import nearest
-from .residual import _check_residual_mode, dropout_counts, joint_surrogate
+from .residual import _check_residual_mode, check_n_quantizers, dropout_counts, joint_surrogate
 
 
 def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
@@ -121,6 +121,7 @@ class ResidualVectorQuantize(nn.Module):
         draw); in eval the first ``n_quantizers`` stages run. Per-stage metrics are left in
         ``self.metrics`` (``stage{i}/usage`` ...).
         """
+        check_n_quantizers(n_quantizers)
         if n_quantizers is None:
             n_quantizers = self.n_codebooks
         if self.training:
@@ -151,6 +152,9 @@ class ResidualVectorQuantize(nn.Module):
             zt, qt = z.transpose(1, 2), z_q.transpose(1, 2)
             if self.training:
                 z_q = joint_surrogate(self.method, zt, qt, self.quantizers[0].codebook.noise_var)
+                # In joint mode the input projections only select codes; the zero term keeps
+                # them in the graph so DDP runs without find_unused_parameters.
+                z_q = z_q + 0.0 * sum(z_e.sum() for z_e in latents)
             else:
                 z_q = estimators.straight_through(zt, qt)
             z_q = z_q.transpose(1, 2)

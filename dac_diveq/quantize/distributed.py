@@ -31,3 +31,18 @@ def broadcast_(tensor: torch.Tensor, src: int = 0) -> torch.Tensor:
     if is_distributed():
         dist.broadcast(tensor, src=src)
     return tensor
+
+
+def gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's ``(n_r, D)`` rows in rank order (``n_r`` may differ)."""
+    if not is_distributed():
+        return rows
+    count = torch.tensor([rows.shape[0]], device=rows.device)
+    counts = [torch.zeros_like(count) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, count)
+    sizes = [int(c) for c in counts]  # called on initialisation steps only
+    padded = rows.new_zeros(max(sizes), rows.shape[1])
+    padded[: rows.shape[0]] = rows
+    gathered = [torch.zeros_like(padded) for _ in sizes]
+    dist.all_gather(gathered, padded)
+    return torch.cat([g[:n] for g, n in zip(gathered, sizes)])

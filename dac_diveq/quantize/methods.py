@@ -132,8 +132,11 @@ def _space_filling(surrogate: Callable) -> Callable:
     def train(stage: "Quantizer", z: torch.Tensor) -> Selection:
         if not stage.maintenance.quantizing:
             # Skip phase (paper A.5): pass latents through; report their nearest codewords.
-            stage.maintenance.capture_latents(z)
-            return Selection(z, nearest(z, stage.codebook, stage.lookup))
+            if stage.maintenance.capturing():
+                stage.maintenance.capture_latents(z)
+            # The zero term keeps the codebook in the graph, so DDP (which expects a gradient
+            # for every parameter) runs without find_unused_parameters.
+            return Selection(z + 0.0 * stage.codebook.sum(), nearest(z, stage.codebook, stage.lookup))
         choice = space_filling.select_segment(z, stage.codebook, stage.lookup)
         return Selection(surrogate(stage, z, choice), choice.nearest_end)
 

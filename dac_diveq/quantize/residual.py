@@ -35,6 +35,11 @@ def dropout_counts(batch: int, n_stages: int, fraction: float, device: torch.dev
     return kept.to(device)
 
 
+def check_n_quantizers(n_quantizers: Optional[int]) -> None:
+    if n_quantizers is not None and (int(n_quantizers) != n_quantizers or n_quantizers < 1):
+        raise ValueError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
+
+
 def _check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
@@ -81,6 +86,7 @@ class ResidualQuantizer(nn.Module):
             metrics prefixed ``stage{i}/``.
         """
         n_stages = len(self.stages)
+        check_n_quantizers(n_quantizers)
         used = n_stages if self.training or n_quantizers is None else min(n_quantizers, n_stages)
         if self.training and self.quantizer_dropout > 0:
             kept = dropout_counts(z.shape[0], n_stages, self.quantizer_dropout, z.device)

@@ -21,13 +21,13 @@ class ReplacementSchedule:
     total_iters: Optional[int] = None
 
     def __post_init__(self) -> None:
-        for name in ("every_after", "slowdown_at", "stop_before_end"):
+        for name in ("every", "every_after", "slowdown_at", "stop_before_end"):
             if getattr(self, name) < 0:
-                raise ValueError(f"replacement schedule: {name} must be >= 0")
+                raise ValueError(f"replace_{name} must be >= 0 (0 disables replacement), got {getattr(self, name)}")
         if self.every > 0 and self.every_after <= 0:
-            raise ValueError("replacement schedule: replace_every_after must be > 0")
+            raise ValueError(f"replace_every_after must be > 0, got {self.every_after}")
         if self.total_iters is not None and self.total_iters <= 0:
-            raise ValueError("replacement schedule: total_iters must be > 0")
+            raise ValueError(f"total_iters must be > 0, got {self.total_iters}")
 
     @property
     def enabled(self) -> bool:

@@ -111,7 +111,7 @@ def test_joint_mode_trains_codebooks_and_out_proj_only(method):
     for q in rvq.quantizers:
         assert q.codebook.weight.grad.abs().sum() > 0
         assert q.out_proj.weight_v.grad.abs().sum() > 0
-        assert q.in_proj.weight_v.grad is None
+        assert torch.count_nonzero(q.in_proj.weight_v.grad) == 0  # selects codes only
     assert x.grad.abs().sum() > 0
     rvq.eval()
     z_q_eval, codes_eval, *_ = rvq(x)
