@@ -1,6 +1,7 @@
 """One quantizer stage: a codebook, a lookup rule and a method, on ``(..., D)`` tensors."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Optional
@@ -138,6 +139,7 @@ class Quantizer(nn.Module):
         self.codebook_weight = codebook_weight
         self.kl_weight = kl_weight
         self.gumbel_schedule = (float(t_start), float(t_end), gumbel_anneal_iters or total_iters or 10_000)
+        self._explicit_anneal = gumbel_anneal_iters is not None
         self.sf_inference = sf_inference
         self.check_finite = check_finite
 
@@ -167,6 +169,15 @@ class Quantizer(nn.Module):
     def codebook(self) -> torch.Tensor:
         """The ``(K, D)`` codeword table."""
         return self.weight
+
+    def set_total_iters(self, total_iters: Optional[int]) -> None:
+        """Set the planned training length: replacement stops ``replace_stop_before_end`` steps
+        before it, and the Gumbel temperature anneals over it (unless set explicitly)."""
+        schedule = self.maintenance.schedule
+        self.maintenance.schedule = dataclasses.replace(schedule, total_iters=total_iters)
+        if not self._explicit_anneal and total_iters:
+            start, end, _ = self.gumbel_schedule
+            self.gumbel_schedule = (start, end, total_iters)
 
     def gumbel_temperature(self) -> float:
         start, end, steps = self.gumbel_schedule

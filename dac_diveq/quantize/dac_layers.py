@@ -50,12 +50,15 @@ class VectorQuantize(nn.Module):
         self.in_proj = WNConv1d(input_dim, codebook_dim, kernel_size=1)
         self.out_proj = WNConv1d(codebook_dim, input_dim, kernel_size=1)
         self.codebook = Quantizer(codebook_size, codebook_dim, method, lookup=lookup, **options)
+        self.metrics: dict[str, torch.Tensor] = {}
+        self.aux_loss: Union[torch.Tensor, float] = 0  # Gumbel's KL of the last forward
 
     def forward(self, z: torch.Tensor):
         """DAC's tuple: ``(z_q, commitment_loss (B,), codebook_loss (B,), indices (B, T), z_e)``."""
         z_e = self.in_proj(z)
         out = self.codebook(z_e.transpose(1, 2))
         self.metrics = out.metrics
+        self.aux_loss = out.aux_loss if self.codebook.spec.aux == "kl" else 0
         z_q = self.out_proj(out.z_q.transpose(1, 2))
         batch = z.shape[0]
         return (z_q, _per_item(out.commitment_loss, batch), _per_item(out.codebook_loss, batch),
@@ -113,6 +116,7 @@ class ResidualVectorQuantize(nn.Module):
         )
         self.quantizer_dropout = quantizer_dropout
         self.metrics: dict[str, torch.Tensor] = {}
+        self.extra_losses: dict[str, torch.Tensor] = {}
 
     def forward(self, z: torch.Tensor, n_quantizers: Optional[int] = None):
         """DAC's tuple ``(z_q, codes B x N x T, latents B x N*d x T, commitment_loss, codebook_loss)``.
@@ -128,7 +132,7 @@ class ResidualVectorQuantize(nn.Module):
             n_quantizers = dropout_counts(z.shape[0], self.n_codebooks, self.quantizer_dropout, z.device)
         joint = self.residual_mode == "joint"
         z_q, residual = 0, z
-        commitment_loss, codebook_loss = 0, 0
+        commitment_loss, codebook_loss, kl_loss = 0, 0, 0
         codes, latents, metrics = [], [], {}
         for i, quantizer in enumerate(self.quantizers):
             if not self.training and i >= n_quantizers:
@@ -144,6 +148,7 @@ class ResidualVectorQuantize(nn.Module):
             z_q = z_q + z_q_i * mask[:, None, None]
             commitment_loss += (commitment_i * mask).mean()
             codebook_loss += (codebook_i * mask).mean()
+            kl_loss = kl_loss + quantizer.aux_loss
             codes.append(indices_i)
             latents.append(z_e_i)
             metrics.update({f"stage{i}/{k}": v for k, v in quantizer.metrics.items()})
@@ -159,6 +164,8 @@ class ResidualVectorQuantize(nn.Module):
                 z_q = estimators.straight_through(zt, qt)
             z_q = z_q.transpose(1, 2)
         self.metrics = metrics
+        # Losses outside DAC's tuple (Gumbel's KL to uniform, already weighted by kl_weight).
+        self.extra_losses = {"vq/kl_loss": kl_loss} if self.quantizers[0].codebook.spec.aux == "kl" else {}
         return z_q, torch.stack(codes, dim=1), torch.cat(latents, dim=1), commitment_loss, codebook_loss
 
     def from_codes(self, codes: torch.Tensor):

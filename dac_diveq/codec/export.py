@@ -1,0 +1,54 @@
+"""Export a trained :class:`DiVeQDAC` as a stock ``dac.model.DAC`` checkpoint."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from dac.model.dac import DAC
+
+from .model import DiVeQDAC
+
+
+def to_stock_dac(model: DiVeQDAC) -> DAC:
+    """The same weights in a plain ``dac.model.DAC`` (maintenance state dropped).
+
+    Raises:
+        ValueError: if the model does not use DAC's cosine lookup (stock DAC would encode
+            different codes).
+    """
+    if model.lookup != "cosine":
+        raise ValueError(f"only models with DAC's lookup rule ('cosine') export to stock DAC; "
+                         f"this one uses {model.lookup!r}")
+    stock = DAC(
+        encoder_dim=model.encoder_dim,
+        encoder_rates=list(model.encoder_rates),
+        latent_dim=model.latent_dim,
+        decoder_dim=model.decoder_dim,
+        decoder_rates=list(model.decoder_rates),
+        n_codebooks=model.n_codebooks,
+        codebook_size=model.codebook_size,
+        codebook_dim=model.codebook_dim,
+        quantizer_dropout=model.quantizer_dropout,
+        sample_rate=model.sample_rate,
+    )
+    state = {k: v for k, v in model.state_dict().items() if ".maintenance." not in k}
+    stock.load_state_dict(state, strict=True)
+    return stock.to(next(model.parameters()).device).eval()
+
+
+def export_to_dac(model: DiVeQDAC, path: str | os.PathLike) -> Path:
+    """Write ``model`` as a stock DAC weights file that ``dac.model.DAC.load`` and
+    ``python -m dac decode --weights_path`` read. The file appears atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stock = to_stock_dac(model).cpu()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        stock.save(tmp, package=False)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,117 @@
+"""The codec: DAC's encoder and decoder around our residual quantizer."""
+
+import math
+from typing import List, Optional, Union
+
+import torch
+from dac.model.dac import DAC, init_weights
+
+from ..quantize.dac_layers import ResidualVectorQuantize
+
+# Quantizer options the codec exposes as its own (argbind-able) constructor arguments.
+QUANTIZER_OPTIONS = (
+    "lookup",
+    "noise_var",
+    "replace_every",
+    "replace_every_after",
+    "replace_slowdown_at",
+    "replace_stop_before_end",
+    "discard_threshold",
+    "skip_iters",
+    "avg_iters",
+    "latents_per_code",
+    "ema_decay",
+    "kl_weight",
+)
+
+
+class DiVeQDAC(DAC):
+    """``dac.model.DAC`` whose residual quantizer uses a selectable estimator.
+
+    Same constructor arguments, forward dict, ``compress``/``decompress`` (``CodecMixin``) and
+    ``save``/``load`` (audiotools ``BaseModel``) as DAC, plus the quantizer's method and options.
+    The defaults are the paper's recommendations (DiVeQ, sigma^2 = 1e-3; SF-DiVeQ skip 1000 /
+    average 50); ``lookup="cosine"`` keeps DAC's own rule, ``"euclidean"`` is the paper's.
+
+    Args:
+        encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
+        codebook_size, codebook_dim, quantizer_dropout, sample_rate: as ``dac.model.DAC``.
+        method: quantization method (see :data:`dac_diveq.quantize.METHODS`).
+        residual_mode: ``"stagewise"`` or ``"joint"`` (DiVeQ only).
+        lookup ... kl_weight: :class:`~dac_diveq.quantize.Quantizer` options.
+    """
+
+    def __init__(
+        self,
+        encoder_dim: int = 64,
+        encoder_rates: List[int] = [2, 4, 8, 8],
+        latent_dim: int = None,
+        decoder_dim: int = 1536,
+        decoder_rates: List[int] = [8, 8, 4, 2],
+        n_codebooks: int = 9,
+        codebook_size: int = 1024,
+        codebook_dim: Union[int, list] = 8,
+        quantizer_dropout: float = 0.0,
+        sample_rate: int = 44100,
+        method: str = "diveq",
+        residual_mode: str = "stagewise",
+        lookup: str = "cosine",
+        noise_var: float = 1e-3,
+        replace_every: int = 100,
+        replace_every_after: int = 500,
+        replace_slowdown_at: int = 2000,
+        replace_stop_before_end: int = 1000,
+        discard_threshold: float = 0.01,
+        skip_iters: int = 1000,
+        avg_iters: int = 50,
+        latents_per_code: int = 32,
+        ema_decay: float = 0.99,
+        kl_weight: float = 5e-4,
+    ) -> None:
+        super().__init__(encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
+                         codebook_size, codebook_dim, quantizer_dropout, sample_rate)
+        # Stored under their argument names: audiotools' save() reads them back as kwargs.
+        self.quantizer_dropout = quantizer_dropout
+        self.method = method
+        self.residual_mode = residual_mode
+        options = dict(lookup=lookup, noise_var=noise_var, replace_every=replace_every,
+                       replace_every_after=replace_every_after, replace_slowdown_at=replace_slowdown_at,
+                       replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
+                       skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
+                       ema_decay=ema_decay, kl_weight=kl_weight)
+        for name, value in options.items():
+            setattr(self, name, value)
+        self.quantizer = ResidualVectorQuantize(
+            input_dim=self.latent_dim,
+            n_codebooks=n_codebooks,
+            codebook_size=codebook_size,
+            codebook_dim=codebook_dim,
+            quantizer_dropout=quantizer_dropout,
+            method=method,
+            residual_mode=residual_mode,
+            **options,
+        )
+        self.quantizer.apply(init_weights)
+
+    def forward(self, audio_data: torch.Tensor, sample_rate: Optional[int] = None,
+                n_quantizers: Optional[int] = None) -> dict:
+        """DAC's forward dict plus ``vq/kl_loss`` (Gumbel) and per-stage ``vq/stage{i}/...`` metrics."""
+        out = super().forward(audio_data, sample_rate, n_quantizers)
+        out.update(self.quantizer.extra_losses)
+        out["vq/metrics"] = self.quantizer.metrics
+        return out
+
+    def set_total_iters(self, total_iters: int) -> None:
+        """Tell every stage the planned training length (replacement stops before the end)."""
+        for vq in self.quantizer.quantizers:
+            vq.codebook.set_total_iters(total_iters)
+
+    @property
+    def frame_rate(self) -> float:
+        """Code frames per second."""
+        return self.sample_rate / self.hop_length
+
+    def bitrate(self, n_quantizers: Optional[int] = None) -> float:
+        """Bits per second with ``n_quantizers`` codebooks (all by default)."""
+        n = self.n_codebooks if n_quantizers is None else min(n_quantizers, self.n_codebooks)
+        return self.frame_rate * n * math.log2(self.codebook_size)

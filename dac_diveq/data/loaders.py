@@ -1,0 +1,74 @@
+"""Audio datasets for codec training, built from DAC's ``folders`` dictionaries with audiotools."""
+
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+from audiotools.data import transforms
+from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
+
+
+class DataError(ValueError):
+    """A data folder is missing or holds no audio."""
+
+
+def build_transform(preprocess: list = ("Identity",), augment: list = ("Identity",),
+                    postprocess: list = ("Identity",), augment_prob: float = 1.0) -> transforms.Compose:
+    """DAC's transform pipeline from lists of audiotools transform names."""
+    def make(names):
+        return [getattr(transforms, name)() for name in names]
+
+    return transforms.Compose(
+        transforms.Compose(*make(preprocess), name="preprocess"),
+        transforms.Compose(*make(augment), name="augment", prob=augment_prob),
+        transforms.Compose(*make(postprocess), name="postprocess"),
+    )
+
+
+def build_dataset(folders: dict, sample_rate: int, transform: Optional[transforms.Compose] = None,
+                  make_loader: Callable = AudioLoader, make_dataset: Callable = AudioDataset) -> ConcatDataset:
+    """One dataset per ``folders`` entry (a name -> list of folders), cycled as DAC does.
+
+    Args:
+        folders: DAC's ``build_dataset.folders`` dictionary.
+        sample_rate: the codec's sample rate.
+        transform: applied to every item (DAC's ``build_transform``).
+        make_loader, make_dataset: audiotools' ``AudioLoader`` / ``AudioDataset`` or argbind-bound
+            versions of them (so ``AudioDataset.duration`` etc. come from the yml).
+
+    Raises:
+        DataError: a folder is missing or contains no audio files.
+    """
+    if not folders:
+        raise DataError("no data folders configured (build_dataset.folders)")
+    datasets = []
+    for name, sources in folders.items():
+        sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+        for source in sources:
+            if not Path(source).is_dir():
+                raise DataError(f"data folder {source!r} ({name}) does not exist")
+        loader = make_loader(sources=[str(s) for s in sources])
+        if not loader.audio_indices:
+            raise DataError(f"no audio files in {', '.join(map(str, sources))} ({name})")
+        datasets.append(make_dataset(loader, sample_rate, transform=transform))
+    dataset = ConcatDataset(datasets)
+    dataset.transform = transform
+    return dataset
+
+
+class StepSampler(torch.utils.data.Sampler):
+    """Indices ``start, start + 1, ...`` (strided over ranks): item ``i`` is a deterministic
+    function of ``i`` in audiotools' datasets, so resuming at step ``s`` with
+    ``start = s * batch_size`` replays exactly the data an uninterrupted run would see."""
+
+    def __init__(self, start: int = 0, rank: int = 0, world_size: int = 1, length: int = 2 ** 62) -> None:
+        self.start, self.rank, self.world_size, self.length = start, rank, world_size, length
+
+    def __iter__(self) -> Iterator[int]:
+        index = self.start * self.world_size + self.rank
+        while index < self.length:
+            yield index
+            index += self.world_size
+
+    def __len__(self) -> int:
+        return max(0, (self.length - self.start * self.world_size) // self.world_size)

@@ -1,0 +1,1 @@
+"""Quality metrics: speech (PESQ, STOI, ...), and codebook statistics."""

@@ -1,0 +1,146 @@
+"""Train a DAC speech codec with a DiVeQ / SF-DiVeQ (or baseline) residual quantizer.
+
+    python scripts/train.py --args.load conf/quickstart/diveq.yml
+    torchrun --nproc_per_node 8 scripts/train.py --args.load conf/diveq.yml --save_path runs/diveq
+
+Every yml key can be overridden on the command line (argbind), e.g. ``--num_iters 2000``.
+"""
+import sys
+import warnings
+from pathlib import Path
+
+import argbind
+import torch
+from audiotools.data.datasets import AudioDataset, AudioLoader
+from dac.model.discriminator import Discriminator
+from dac.nn import loss as dac_losses
+from torch.nn.parallel import DistributedDataParallel
+
+import dac_diveq  # noqa: F401  (patches audiotools for this torchaudio)
+from dac_diveq.codec import checkpoint
+from dac_diveq.codec.model import DiVeQDAC
+from dac_diveq.codec.register import from_dac
+from dac_diveq.codec.trainer import Components, TrainConfig, Trainer, distributed_context
+from dac_diveq.data import loaders
+
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+DiVeQDAC = argbind.bind(DiVeQDAC)
+Discriminator = argbind.bind(Discriminator)
+AudioDataset = argbind.bind(AudioDataset, "train", "val")
+AudioLoader = argbind.bind(AudioLoader, "train", "val")
+MelSpectrogramLoss = argbind.bind(dac_losses.MelSpectrogramLoss)
+MultiScaleSTFTLoss = argbind.bind(dac_losses.MultiScaleSTFTLoss)
+L1Loss = argbind.bind(dac_losses.L1Loss)
+build_transform = argbind.bind(loaders.build_transform, "train", "val")
+
+
+@argbind.bind("generator", "discriminator")
+def AdamW(params, lr: float = 1e-4, betas: list = [0.8, 0.99], eps: float = 1e-8, weight_decay: float = 0.01):
+    # Explicit signature: torch 2.11 annotates lr as ``float | Tensor``, which argbind cannot parse.
+    return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay)
+
+
+@argbind.bind("generator", "discriminator")
+def ExponentialLR(optimizer, gamma: float = 1.0):
+    return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma)
+
+
+@argbind.bind("train", "val")
+def build_dataset(sample_rate: int, folders: dict = None):
+    return loaders.build_dataset(folders, sample_rate, build_transform(), AudioLoader, AudioDataset)
+
+
+@argbind.bind()
+def prepare_embedded_data(root: str = "", n_train: int = 300, n_val: int = 40):
+    """If ``root`` is set, make sure the embedded speech data exists there (idempotent)."""
+    if root:
+        from dac_diveq.data.prepare import prepare
+
+        prepare(root=root, n_train=n_train, n_val=n_val)
+
+
+@argbind.bind(without_prefix=True)
+def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size: int = 8,
+          valid_freq: int = 200, sample_freq: int = 0, log_freq: int = 10, save_iters: list = [],
+          val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
+          amp: str = "none", resume: bool = False, load_weights: str = "", lambdas: dict = None):
+    """Build everything from the configuration and run the loop.
+
+    Args:
+        save_path: run folder (checkpoints under ``latest/``, ``best/``, milestones; ``logs/``).
+        num_iters: total training steps.
+        resume: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer state).
+        load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 16 kHz
+            model); its codebooks and projections are kept.
+        amp: ``"bf16"`` for bfloat16 autocast on CUDA.
+        lambdas: loss weights; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 enable the discriminator.
+    """
+    config = TrainConfig(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
+                         sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
+                         val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
+                         seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas))
+    if amp not in ("none", "bf16"):
+        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
+    rank, world, device = distributed_context()
+    torch.manual_seed(seed)
+    prepare_embedded_data()
+
+    generator = DiVeQDAC()
+    if load_weights and not resume:
+        import dac
+
+        stock = dac.model.DAC.load(load_weights)
+        options = {k: getattr(generator, k) for k in ("lookup", "noise_var", "replace_every", "discard_threshold",
+                                                      "skip_iters", "avg_iters", "residual_mode")}
+        generator = from_dac(stock, method=generator.method, **options)
+    generator = generator.to(device)
+    discriminator = Discriminator().to(device) if config.adversarial else None
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        generator = DistributedDataParallel(generator, device_ids=ids)
+        if discriminator is not None:
+            discriminator = DistributedDataParallel(discriminator, device_ids=ids)
+    with argbind.scope(args, "generator"):
+        optimizer_g = AdamW(generator.parameters())
+        scheduler_g = ExponentialLR(optimizer_g)
+    optimizer_d = scheduler_d = gan_loss = None
+    if discriminator is not None:
+        with argbind.scope(args, "discriminator"):
+            optimizer_d = AdamW(discriminator.parameters())
+            scheduler_d = ExponentialLR(optimizer_d)
+        gan_loss = dac_losses.GANLoss(discriminator)
+    sample_rate = (generator.module if world > 1 else generator).sample_rate
+    with argbind.scope(args, "train"):
+        train_data = build_dataset(sample_rate)
+    with argbind.scope(args, "val"):
+        val_data = build_dataset(sample_rate)
+    parts = Components(generator, optimizer_g, scheduler_g, discriminator, optimizer_d, scheduler_d,
+                       train_data, val_data, MelSpectrogramLoss().to(device), MultiScaleSTFTLoss().to(device),
+                       L1Loss().to(device), gan_loss)
+    trainer = Trainer(config, parts, device, rank, world, config_text=str(args))
+    if resume and trainer.resume():
+        print(f"resumed {save_path}/latest at step {trainer.step}", file=sys.stderr)
+    scores = trainer.run()
+    if rank == 0 and scores:
+        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    return trainer
+
+
+def main() -> int:
+    args = argbind.parse_args()
+    with argbind.scope(args):
+        try:
+            train(args)
+        except (loaders.DataError, checkpoint.CheckpointError, ValueError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("interrupted: resume with --resume true", file=sys.stderr)
+            return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

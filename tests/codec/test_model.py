@@ -1,0 +1,100 @@
+"""The codec model: DAC architecture with our quantizer, registration into DAC, export to stock DAC."""
+import subprocess
+import sys
+
+import dac
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from audiotools import AudioSignal
+
+from dac_diveq.codec.export import export_to_dac, to_stock_dac
+from dac_diveq.codec.model import DiVeQDAC
+from dac_diveq.codec.register import from_dac, register
+from dac_diveq.quantize import METHODS
+
+TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
+            n_codebooks=3, codebook_size=64, codebook_dim=8, sample_rate=16000)
+
+
+def _speechlike(seconds=0.6, sr=16000, seed=0):
+    t = np.arange(int(seconds * sr)) / sr
+    rng = np.random.default_rng(seed)
+    f0 = 120 + 30 * np.sin(2 * np.pi * 3 * t)
+    wave = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / sr) / k for k in range(1, 8))
+    return (0.3 * wave * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_builds_runs_and_round_trips_through_save_and_load(method, tmp_path):
+    torch.manual_seed(0)
+    model = DiVeQDAC(**TINY, method=method, skip_iters=2, avg_iters=1)
+    x = torch.from_numpy(_speechlike())[None, None]
+    for _ in range(3):
+        out = model(x, 16000)
+        (out["audio"].square().mean() + out["vq/commitment_loss"] + out["vq/codebook_loss"]).backward()
+    assert out["codes"].shape[1] == 3 and "stage0/perplexity" in out["vq/metrics"]
+    path = model.save(str(tmp_path / "w.pth"), package=False)
+    loaded = DiVeQDAC.load(path)
+    assert loaded.method == method and loaded.n_codebooks == 3
+    model.eval(), loaded.eval()
+    assert torch.equal(model(x)["codes"], loaded(x)["codes"])
+    assert loaded.quantizer.quantizers[0].codebook.maintenance.step == 3
+
+
+def test_register_swaps_quantizer_in_place_and_keeps_codes():
+    torch.manual_seed(0)
+    stock = dac.model.DAC(**TINY).eval()
+    x = torch.from_numpy(_speechlike())[None, None]
+    before = stock.encode(stock.preprocess(x, 16000))[1]
+    same = register(stock, method="sf_diveq", noise_var=1e-3)
+    assert same is stock and type(stock.quantizer).__module__.startswith("dac_diveq")
+    assert torch.equal(before, stock.encode(stock.preprocess(x, 16000))[1])
+    assert all(q.codebook.maintenance.initialized for q in stock.quantizer.quantizers)
+    stock.train()
+    out = stock(x, 16000)  # trains with SF-DiVeQ right away: the pretrained codebook is kept
+    out["audio"].mean().backward()
+    assert stock.quantizer.quantizers[0].codebook.weight.grad is not None
+
+
+def test_from_dac_builds_our_class_with_the_same_weights():
+    torch.manual_seed(0)
+    stock = dac.model.DAC(**TINY).eval()
+    ours = from_dac(stock, method="diveq").eval()
+    x = torch.from_numpy(_speechlike())[None, None]
+    assert torch.equal(stock(x)["codes"], ours(x)["codes"])
+    torch.testing.assert_close(stock(x)["audio"], ours(x)["audio"])
+
+
+def test_export_to_stock_dac_gives_bit_identical_codes_and_decodes_with_dac_cli(tmp_path):
+    torch.manual_seed(0)
+    model = DiVeQDAC(**TINY, method="diveq")
+    x = torch.from_numpy(_speechlike())[None, None]
+    model(x, 16000)["audio"].mean().backward()  # a training step's worth of state
+    model.eval()
+    x = torch.from_numpy(_speechlike(seconds=1.5))[None, None]  # longer than the 1 s window: chunked
+    weights = export_to_dac(model, tmp_path / "stock.pth")
+    stock = dac.model.DAC.load(str(weights)).eval()
+    assert type(stock) is dac.model.DAC
+    assert torch.equal(stock(x)["codes"], model(x)["codes"])
+    signal = AudioSignal(x, 16000)
+    ours_file = model.compress(signal, verbose=False)
+    stock_file = stock.compress(signal, verbose=False)
+    assert torch.equal(ours_file.codes, stock_file.codes)
+    ours_file.save(tmp_path / "clip.dac")
+    # `python -m dac decode` (DAC's own CLI) decodes our .dac with the exported weights.
+    result = subprocess.run([sys.executable, "-m", "dac", "decode", str(tmp_path / "clip.dac"), "--output",
+                             str(tmp_path / "out"), "--weights_path", str(weights), "--device", "cpu"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    audio, sr = sf.read(tmp_path / "out" / "clip.wav")
+    assert sr == 16000 and audio.shape[0] == x.shape[-1]
+    expected = model.decompress(ours_file).audio_data[0, 0].numpy()
+    np.testing.assert_allclose(audio, expected, atol=1e-4)
+
+
+def test_export_refuses_a_lookup_stock_dac_cannot_reproduce():
+    model = DiVeQDAC(**TINY, method="diveq", lookup="euclidean")
+    with pytest.raises(ValueError, match="cosine"):
+        to_stock_dac(model)
