@@ -237,23 +237,27 @@ class Trainer:
         return {k: float(np.mean(v)) if k != "pesq_failures" else float(np.sum(v)) for k, v in totals.items()}
 
     # ------------------------------------------------------------------ loop
-    def run(self) -> dict[str, float]:
-        """Train up to ``num_iters`` steps; returns the last validation scores."""
+    def run(self, until: Optional[int] = None) -> dict[str, float]:
+        """Train up to ``until`` (default ``num_iters``) steps; returns the last validation scores."""
         cfg, p = self.config, self.parts
+        until = cfg.num_iters if until is None else min(until, cfg.num_iters)
         sampler = StepSampler(start=self.step * cfg.batch_size, rank=self.rank, world_size=self.world_size)
+        # Its own generator: creating the iterator must not draw from the global RNG, whose
+        # state is part of the checkpoint (quantizer noise, dithers).
         loader = torch.utils.data.DataLoader(p.train_data, batch_size=cfg.batch_size, sampler=sampler,
-                                             num_workers=cfg.num_workers, collate_fn=p.train_data.collate)
+                                             num_workers=cfg.num_workers, collate_fn=p.train_data.collate,
+                                             generator=torch.Generator().manual_seed(cfg.seed + self.step))
         scores: dict[str, float] = {}
         bar = tqdm(total=cfg.num_iters, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0, dynamic_ncols=True)
         batches = iter(loader)
-        while self.step < cfg.num_iters:
+        while self.step < until:
             tic = time.perf_counter()
             losses = self.train_step(next(batches))
             self.step += 1
             bar.update(1)
             if self.step % cfg.log_freq == 0 or self.step == cfg.num_iters:
-                values = {k: float(v) for k, v in losses.items()}  # host reads only on log steps
+                values = {k: float(v.detach()) for k, v in losses.items()}  # host reads only on log steps
                 values["other/step_time"] = time.perf_counter() - tic
                 bar.set_postfix(loss=f"{values['loss']:.3f}", mel=f"{values['mel/loss']:.3f}")
                 self._log("train", values)
