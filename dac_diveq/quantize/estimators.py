@@ -76,7 +76,7 @@ def diveq_detach(z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     """
     d = c - z
     d_norm = _norm(d)
-    return z + d_norm * (d / d_norm.clamp_min(EPS)).detach()
+    return z + d_norm * (d.detach() / d_norm.detach().clamp_min(EPS))
 
 
 def gumbel_softmax(logits: torch.Tensor, codebook: torch.Tensor, temperature: float

@@ -59,6 +59,14 @@ def select_segment(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> Segmen
     return SegmentChoice(index=index, lam=lam[index])
 
 
+def _segment_ends(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Errors to both ends ``d_j = c_j - z`` as ``(N, 2, D)`` and their weights ``(1-lam, lam)`` ``(N, 2, 1)``."""
+    ends = codebook[torch.stack([choice.index, choice.index + 1], dim=1)]
+    weights = torch.cat([1 - choice.lam, choice.lam], dim=1).unsqueeze(-1)
+    return ends - z.unsqueeze(1), weights
+
+
 def sf_diveq(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice, noise_var: float
              ) -> torch.Tensor:
     """SF-DiVeQ surrogate (paper eq. 12).
@@ -66,13 +74,12 @@ def sf_diveq(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice, noi
     ``z_q = z + ||c_i - z|| sg[(1-lam) v_i/||v_i||] + ||c_{i+1} - z|| sg[lam v_{i+1}/||v_{i+1}||]``
     with ``v_j = (c_j - z) + v``, ``v ~ N(0, noise_var I)`` drawn independently per term.
     """
-    std = math.sqrt(noise_var)
-    out = z
-    for c, weight in ((codebook[choice.index], 1 - choice.lam), (codebook[choice.index + 1], choice.lam)):
-        d = c - z
-        v_d = d.detach() + std * torch.randn_like(z)
-        out = out + _norm(d) * (weight * v_d / _norm(v_d).clamp_min(EPS)).detach()
-    return out
+    d, weights = _segment_ends(z, codebook, choice)
+    # Drawn as (2, N, D): all of the first term's noise, then the second's.
+    noise = torch.randn(2, *z.shape, device=z.device, dtype=z.dtype).transpose(0, 1)
+    v_d = d.detach() + math.sqrt(noise_var) * noise
+    direction = weights * v_d / _norm(v_d).clamp_min(EPS)
+    return z + (_norm(d) * direction).sum(1)
 
 
 def sf_diveq_detach(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice) -> torch.Tensor:
@@ -80,12 +87,10 @@ def sf_diveq_detach(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoi
 
     The forward value is exactly the dithered point ``(1-lam) c_i + lam c_{i+1}``.
     """
-    out = z
-    for c, weight in ((codebook[choice.index], 1 - choice.lam), (codebook[choice.index + 1], choice.lam)):
-        d = c - z
-        d_norm = _norm(d)
-        out = out + d_norm * (weight * d / d_norm.clamp_min(EPS)).detach()
-    return out
+    d, weights = _segment_ends(z, codebook, choice)
+    d_norm = _norm(d)
+    direction = weights * d.detach() / d_norm.detach().clamp_min(EPS)
+    return z + (d_norm * direction).sum(1)
 
 
 @torch.no_grad()

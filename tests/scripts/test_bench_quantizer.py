@@ -1,0 +1,45 @@
+"""Smoke test of scripts/bench_quantizer.py: it runs end to end and reports every method.
+
+No timing assertions: the numbers depend on the machine and its load.
+"""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_quantizer.py"
+
+pytest.importorskip("diveq")
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("bench_quantizer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(120)
+def test_quick_run_reports_every_method(capsys):
+    from dac_diveq.quantize import METHODS
+
+    bench = load_script()
+    assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--device", "cpu",
+                       "--batch", "2", "--core-n", "512"]) == 0
+    out = capsys.readouterr().out
+
+    assert "DAC 44.1 kHz" in out and "DAC 16 kHz" in out
+    assert "batch 2 x 33 frames" in out and "batch 2 x 19 frames" in out  # ceil(0.38 s * sr / hop)
+    rows = [line for line in out.splitlines() if line.startswith("| ")]
+    for method in METHODS:
+        # one row per DAC shape
+        assert sum(line.startswith(f"| {method} |") for line in rows) == 2, method
+    assert sum(line.startswith("| dac (native") for line in rows) == 2
+    for method, ref_name, _ in bench.CORE_PAIRS:
+        assert any(f'"{method}")`' in line and f"diveq.{ref_name}" in line for line in rows), method
+
+
+def test_frames_match_dac_shapes():
+    bench = load_script()
+    assert bench.frames(0.38, 44100, 512) == 33
+    assert bench.frames(0.38, 16000, 320) == 19  # exactly 19.0: no float round-up to 20
