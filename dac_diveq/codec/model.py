@@ -115,3 +115,48 @@ class DiVeQDAC(DAC):
         """Bits per second with ``n_quantizers`` codebooks (all by default)."""
         n = self.n_codebooks if n_quantizers is None else min(n_quantizers, self.n_codebooks)
         return self.frame_rate * n * math.log2(self.codebook_size)
+
+    @torch.no_grad()
+    def decompress(self, obj, verbose: bool = False):
+        """DAC's ``decompress`` (codes -> ``AudioSignal`` at the file's sample rate), returning
+        exactly ``original_length`` samples per channel.
+
+        Two differences from ``CodecMixin.decompress``: with odd decoder strides (e.g. rates
+        [8, 5, 4, 2]) the padded decoder returns a few samples fewer than the encoder consumed,
+        which made DAC's final reshape fail for files shorter than the window; that tail (less
+        than one frame) is filled with zeros here. And the channels of a multichannel file are
+        loudness-normalised together, as ``compress`` measured them, not one by one.
+
+        Raises:
+            ValueError: if the codes cover less than the file's length (by more than a frame).
+        """
+        from pathlib import Path
+
+        import tqdm
+        from audiotools import AudioSignal
+        from dac.model.base import DACFile
+
+        self.eval()
+        if isinstance(obj, (str, Path)):
+            obj = DACFile.load(obj)
+        codes, chunk = obj.codes, obj.chunk_length
+        original_padding = self.padding
+        self.padding = obj.padding
+        try:
+            starts = range(0, codes.shape[-1], chunk)
+            pieces = []
+            for i in tqdm.tqdm(starts) if verbose else starts:
+                z = self.quantizer.from_codes(codes[..., i:i + chunk].to(self.device))[0]
+                pieces.append(self.decode(z).to(codes.device))
+        finally:
+            self.padding = original_padding
+        audio = torch.cat(pieces, dim=-1)  # (batch * channels) x 1 x samples
+        signal = AudioSignal(audio.reshape(-1, obj.channels, audio.shape[-1]), self.sample_rate)
+        signal.normalize(obj.input_db)
+        signal.resample(obj.sample_rate)
+        missing = obj.original_length - signal.signal_length
+        if missing > self.hop_length * obj.sample_rate / self.sample_rate + 1:
+            raise ValueError(f"the codes decode to {signal.signal_length} samples, "
+                             f"the file needs {obj.original_length}")
+        audio = torch.nn.functional.pad(signal.audio_data, (0, max(missing, 0)))
+        return AudioSignal(audio[..., :obj.original_length], obj.sample_rate)

@@ -1,0 +1,286 @@
+"""``python -m dac_diveq encode|decode|info``: DAC's command line for DiVeQDAC checkpoints.
+
+``encode`` and ``decode`` take ``python -m dac``'s arguments (``--output``, ``--weights_path``,
+``--n_quantizers``, ``--device``, ``--win_duration``, ``--verbose``) and write the same files:
+``.dac`` files (DAC's format) and 16-bit wav files, mirroring an input folder tree under
+``--output``. Every bad file is reported as one line ``error: <path>: <reason>`` on stderr;
+a folder run goes on with the other files and exits with status 1 if any failed. Output
+files appear only complete (written to a hidden temporary file, then renamed).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import warnings
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from .codec_io import (
+    AUDIO_EXTENSIONS,
+    InputError,
+    check_dac_matches,
+    find_files,
+    load_dac,
+    load_model,
+    one_line,
+    read_audio,
+    save_dac,
+    write_wav,
+)
+
+EXIT_FAILED, EXIT_USAGE = 1, 2
+
+
+class UsageError(Exception):
+    """A bad argument or setup (weights, device): nothing is processed."""
+
+    def __init__(self, subject: str, reason: str):
+        super().__init__(f"{subject}: {reason}")
+
+
+def _error(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"error: {message}", file=sys.stderr)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UsageError("--device", f"unknown device {name!r} (use cpu, cuda or auto)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device", "cuda requested but no CUDA device is available")
+    return name
+
+
+def _model(weights_path: str, device: str):
+    if not weights_path:
+        raise UsageError("--weights_path", "required (a DiVeQDAC weights file or training folder)")
+    device = _device(device)
+    try:
+        model = load_model(Path(weights_path))
+    except InputError as exc:
+        raise UsageError(weights_path, str(exc)) from None
+    return model.to(device)
+
+
+def _inputs(input: str, extensions: tuple[str, ...]) -> tuple[Path, list[Path]]:
+    root = Path(input)
+    if root.is_dir():
+        files = find_files(root, extensions)
+        if not files:
+            raise UsageError(input, f"no {', '.join(extensions)} files in this folder")
+        return root, files
+    if not root.exists():
+        raise UsageError(input, "no such file or directory")
+    return root, [root]
+
+
+def _run(root: Path, files: list[Path], output: str, suffix: str, verb: str, verbose: bool,
+         process: Callable[[Path, Path], None]) -> int:
+    """Apply ``process(src, dst)`` to every file; report failures; the exit status."""
+    from tqdm import tqdm
+
+    out_root = Path(output)
+    done, failed, claimed = 0, 0, {}
+    for src in tqdm(files, desc=f"{verb[:-2].capitalize()}ing files", disable=None if not verbose else False,
+                    file=sys.stderr):
+        rel = src.relative_to(root) if root.is_dir() else Path(src.name)
+        dst = out_root / rel.with_suffix(suffix)
+        try:
+            if dst in claimed:
+                raise InputError(f"{dst} is already written from {claimed[dst]}")
+            claimed[dst] = src
+            process(src, dst)
+            done += 1
+        except InputError as exc:
+            _error(f"{src}: {exc}")
+            failed += 1
+        except Exception as exc:  # noqa: BLE001  (one bad file must not stop a folder run)
+            _error(f"{src}: {one_line(exc)}")
+            failed += 1
+    if root.is_dir():
+        print(f"{done} {verb}, {failed} failed", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: Optional[int] = None,
+           device: str = "auto", win_duration: float = 5.0, verbose: bool = False) -> int:
+    """Encode an audio file, or every audio file under a folder, to ``.dac`` files."""
+    import torch
+    from audiotools import AudioSignal
+
+    if not (win_duration > 0 and math.isfinite(win_duration)):
+        raise UsageError("--win_duration", f"must be a positive number of seconds, got {win_duration}")
+    root, files = _inputs(input, AUDIO_EXTENSIONS)
+    model = _model(weights_path, device)
+    if n_quantizers is not None and not 1 <= n_quantizers <= model.n_codebooks:
+        raise UsageError("--n_quantizers", f"must be between 1 and {model.n_codebooks} for this model")
+    window = math.ceil(win_duration * model.sample_rate / model.hop_length) * model.hop_length
+    if model.get_output_length(window) <= 0:
+        raise UsageError("--win_duration", f"{win_duration} s is shorter than the model's receptive field")
+
+    def process(src: Path, dst: Path) -> None:
+        audio, sample_rate = read_audio(src)
+        if audio.shape[1] * model.sample_rate // sample_rate == 0:
+            raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
+        signal = AudioSignal(torch.from_numpy(audio)[None], sample_rate)
+        try:
+            with torch.inference_mode():
+                artifact = model.compress(signal, win_duration, verbose=verbose, n_quantizers=n_quantizers)
+        finally:
+            model.padding = True  # compress switches padding off for chunks; keep the next file safe
+        save_dac(artifact, dst, model)
+
+    return _run(root, files, output, ".dac", "encoded", verbose, process)
+
+
+def decode(input: str, output: str = "", weights_path: str = "", device: str = "auto",
+           verbose: bool = False) -> int:
+    """Decode a ``.dac`` file, or every ``.dac`` file under a folder, to wav files."""
+    import torch
+
+    root, files = _inputs(input, (".dac",))
+    model = _model(weights_path, device)
+
+    def process(src: Path, dst: Path) -> None:
+        artifact, extra = load_dac(src)
+        check_dac_matches(artifact, extra, model)
+        with torch.inference_mode():
+            signal = model.decompress(artifact, verbose=verbose)
+        audio = signal.audio_data.reshape(-1, signal.signal_length).float().cpu().numpy()
+        write_wav(dst, audio, signal.sample_rate)
+
+    return _run(root, files, output, ".wav", "decoded", verbose, process)
+
+
+def _num(value: float) -> str:
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+def _describe_model(model, path: Path) -> list[str]:
+    bits = math.log2(model.codebook_size)
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    lines = [
+        f"checkpoint: {path}",
+        f"method: {model.method} (residual_mode {model.residual_mode}, lookup {model.lookup})",
+        f"sample rate: {model.sample_rate} Hz",
+        f"hop length: {model.hop_length} samples (encoder rates {list(model.encoder_rates)})",
+        f"frame rate: {_num(model.frame_rate)} Hz",
+        f"codebooks: {model.n_codebooks} x {model.codebook_size} entries ({_num(bits)} bits, "
+        f"dim {model.codebook_dim})",
+        f"bitrate: {_num(model.bitrate() / 1000)} kbps with all {model.n_codebooks} codebooks",
+        "bitrate by n_quantizers:",
+    ]
+    lines += [f"  {n}: {_num(model.bitrate(n) / 1000)} kbps" for n in range(1, model.n_codebooks + 1)]
+    lines.append(f"parameters: {count(model):,} (encoder {count(model.encoder):,}, quantizer "
+                 f"{count(model.quantizer):,}, decoder {count(model.decoder):,})")
+    return lines
+
+
+def _describe_dac(path: Path, weights_path: str) -> list[str]:
+    artifact, extra = load_dac(path)
+    codes = artifact.codes
+    duration = artifact.original_length / artifact.sample_rate
+    n_q, frames = codes.shape[1], codes.shape[-1]
+    lines = [
+        f"file: {path}",
+        f"sample rate: {artifact.sample_rate} Hz",
+        f"channels: {artifact.channels}",
+        f"duration: {duration:.3f} s ({artifact.original_length} samples)",
+        f"codebooks in file: {n_q}",
+        f"frames: {frames} ({'unchunked' if artifact.padding else f'{frames // artifact.chunk_length} chunks'}"
+        f", chunk length {artifact.chunk_length})",
+    ]
+    info = extra
+    if weights_path:
+        model = _model(weights_path, "cpu")
+        check_dac_matches(artifact, extra, model)
+        info = {"sample_rate": model.sample_rate, "hop_length": model.hop_length,
+                "codebook_size": model.codebook_size, "n_codebooks": model.n_codebooks, "method": model.method}
+    if info is None:
+        lines.append("bitrate: unknown (the file does not name its model; pass --weights_path)")
+    else:
+        frame_rate = info["sample_rate"] / info["hop_length"]
+        bits = math.log2(info["codebook_size"])
+        nominal = artifact.channels * n_q * frame_rate * bits
+        actual = codes.shape[0] * n_q * frames * bits / duration
+        lines += [
+            f"model: {info.get('method', '?')}, {info['sample_rate']} Hz, {info['n_codebooks']} x "
+            f"{info['codebook_size']} codebooks, frame rate {_num(frame_rate)} Hz",
+            f"bitrate: {_num(nominal / 1000)} kbps ({n_q} codebooks x {_num(frame_rate)} Hz x {_num(bits)} bits"
+            f"{f' x {artifact.channels} channels' if artifact.channels > 1 else ''}); "
+            f"{_num(actual / 1000)} kbps of codes in this file",
+        ]
+    lines.append(f"file size: {path.stat().st_size:,} bytes")
+    return lines
+
+
+def info(path: str, weights_path: str = "") -> int:
+    """Describe a checkpoint (weights file or training folder) or a ``.dac`` file."""
+    target = Path(path)
+    if not target.exists():
+        raise UsageError(path, "no such file or directory")
+    try:
+        if target.suffix.lower() == ".dac":
+            lines = _describe_dac(target, weights_path)
+        else:
+            lines = _describe_model(load_model(target), target)
+    except InputError as exc:
+        raise UsageError(path, str(exc)) from None
+    print("\n".join(lines))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dac_diveq", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser, what: str) -> None:
+        sub.add_argument("input", help=f"{what} file, or a folder searched recursively")
+        sub.add_argument("--output", default="", help="output folder (the input's folder tree is mirrored); "
+                                                      "default: the current folder")
+        sub.add_argument("--weights_path", required=True,
+                         help="DiVeQDAC weights (DiVeQDAC.save(path, package=False)) or a training folder")
+        sub.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available; default)")
+        sub.add_argument("--verbose", action="store_true", help="progress bars for files and chunks")
+
+    enc = commands.add_parser("encode", help="audio -> .dac")
+    common(enc, f"audio ({', '.join(AUDIO_EXTENSIONS)})")
+    enc.add_argument("--n_quantizers", type=int, default=None, help="codebooks to use (default: all)")
+    enc.add_argument("--win_duration", type=float, default=5.0,
+                     help="longer files are encoded in windows of this many seconds (default 5)")
+    dec = commands.add_parser("decode", help=".dac -> wav at the original sample rate and length")
+    common(dec, ".dac")
+    inf = commands.add_parser("info", help="describe a checkpoint or a .dac file")
+    inf.add_argument("path", help="weights file, training folder (save_path) or .dac file")
+    inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
+                                                         "its bitrate if the file does not name it")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line; returns the exit status (0 ok, 1 some file failed, 2 bad arguments)."""
+    args = vars(build_parser().parse_args(argv))
+    command = {"encode": encode, "decode": decode, "info": info}[args.pop("command")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch/audiotools deprecation notices are not for CLI users
+        try:
+            return command(**args)
+        except UsageError as exc:
+            _error(str(exc))
+            return EXIT_USAGE if str(exc).startswith("--") else EXIT_FAILED
+        except KeyboardInterrupt:
+            _error("interrupted")
+            return 130
+        except Exception as exc:  # noqa: BLE001  (a bug: one line, the traceback with --verbose)
+            if args.get("verbose"):
+                raise
+            _error(f"{one_line(exc)} (run with --verbose for the traceback)")
+            return EXIT_FAILED

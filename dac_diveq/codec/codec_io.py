@@ -1,0 +1,337 @@
+"""Files of the command line codec: audio in, ``.dac`` files in and out, weights, atomic writes.
+
+Every check raises :class:`InputError` with a one-line reason; the CLI prints it as
+``error: <path>: <reason>``. ``.dac`` files use DAC's format (a pickled dict saved with
+``np.save``) so that ``python -m dac decode`` reads ours; they are read back here without
+unpickling arbitrary objects (DAC's own ``DACFile.load`` uses ``allow_pickle=True``).
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+from dac.model.base import SUPPORTED_VERSIONS, DACFile
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+# Where a training run keeps the generator's weights (see ``codec.checkpoint``).
+WEIGHTS_IN_FOLDER = ("latest/diveqdac/weights.pth", "diveqdac/weights.pth", "weights.pth")
+# Model description stored beside DAC's ``codes``/``metadata`` (DAC's loader ignores it).
+MODEL_KEY = "dac_diveq"
+MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
+
+
+class InputError(Exception):
+    """A file the codec cannot use; the message is a one-line reason."""
+
+
+def one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def find_files(root: Path, extensions: tuple[str, ...]) -> list[Path]:
+    """Files under ``root`` (recursively, case-insensitive extensions), sorted; hidden files skipped."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        found += [Path(dirpath) / name for name in filenames
+                  if name.lower().endswith(extensions) and not name.startswith(".")]
+    return sorted(found)
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A hidden temporary path next to ``path``; renamed onto ``path`` if the block succeeds,
+    removed otherwise (no partial output file is ever left under the final name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+def read_audio(path: Path) -> tuple[np.ndarray, int]:
+    """``(audio channels x samples float32, sample_rate)``; rejects unreadable, empty, silent
+    and non-finite audio."""
+    import soundfile
+
+    if not path.exists():
+        raise InputError("no such file or directory")
+    try:
+        data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
+        raise InputError(f"cannot read audio ({one_line(exc)})") from None
+    if data.shape[0] == 0:
+        raise InputError("empty audio (0 samples)")
+    if not np.isfinite(data).all():
+        raise InputError("audio contains NaN or infinite samples")
+    if not np.any(data):
+        raise InputError("silent audio (all samples are zero): there is no loudness to restore")
+    return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """16-bit PCM wav (as ``python -m dac decode``), ``audio`` channels x samples, written atomically."""
+    import soundfile
+
+    with atomic_path(path) as tmp:
+        soundfile.write(str(tmp), np.clip(audio, -1.0, 1.0).T, sample_rate, subtype="PCM_16", format="WAV")
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def resolve_weights(path: Path) -> Path:
+    """``path`` itself, or the generator weights inside a training folder."""
+    if path.is_dir():
+        for candidate in WEIGHTS_IN_FOLDER:
+            if (path / candidate).is_file():
+                return path / candidate
+        raise InputError(f"no weights file in this folder (looked for {', '.join(WEIGHTS_IN_FOLDER)})")
+    if not path.exists():
+        raise InputError("no such file or directory")
+    return path
+
+
+def load_model(path: Path):
+    """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
+    (or the training folder holding one), in eval mode on the CPU.
+
+    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``) and requires every
+    weight to match the configuration (``strict``): a checkpoint of another class or
+    configuration is an error, not a half-initialised model.
+    """
+    from .model import DiVeQDAC
+
+    path = resolve_weights(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputError(f"cannot read weights ({one_line(exc)[:200]}); expected a file written by "
+                         "DiVeQDAC.save(path, package=False)") from None
+    if not (isinstance(data, dict) and isinstance(data.get("state_dict"), dict)
+            and isinstance(data.get("metadata"), dict) and isinstance(data["metadata"].get("kwargs"), dict)):
+        raise InputError("not a model weights file (no state_dict and metadata kwargs)")
+    kwargs = dict(data["metadata"]["kwargs"])
+    if "method" not in kwargs:
+        raise InputError("not a DiVeQDAC checkpoint (no quantizer method in its kwargs; "
+                         "a stock DAC checkpoint is read by `python -m dac`)")
+    try:
+        model = DiVeQDAC(**kwargs)
+    except Exception as exc:
+        raise InputError(f"not a DiVeQDAC checkpoint (its kwargs are rejected: {one_line(exc)})") from None
+    result = _load_state(model, data["state_dict"])
+    if result:
+        raise InputError(f"weights do not match the DiVeQDAC configuration stored with them ({result})")
+    model.metadata = data["metadata"]
+    return model.eval()
+
+
+def _load_state(model: torch.nn.Module, state: dict) -> str:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+        return "; ".join(parts)
+    for key, value in state.items():
+        expected = own[key]
+        if torch.is_tensor(expected) and (not torch.is_tensor(value) or value.shape != expected.shape):
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            return f"{key} has shape {shape}, the model {tuple(expected.shape)}"
+    try:
+        model.load_state_dict(state, strict=True)
+    except Exception as exc:  # e.g. a codebook's maintenance state of another form
+        return one_line(exc)[:200]
+    return ""
+
+
+def model_description(model) -> dict:
+    return {name: int(getattr(model, name)) for name in MODEL_FIELDS} | {"method": str(model.method)}
+
+
+# ----------------------------------------------------------------------------- .dac files
+
+
+def save_dac(artifact: DACFile, path: Path, model=None) -> None:
+    """``artifact`` in DAC's ``.dac`` format (readable by ``dac.DACFile.load``), written atomically,
+    with the model's sample rate, hop length and codebooks alongside when ``model`` is given."""
+    artifacts = {
+        "codes": artifact.codes.cpu().numpy().astype(np.uint16),
+        "metadata": {
+            "input_db": np.asarray(artifact.input_db.cpu() if torch.is_tensor(artifact.input_db)
+                                   else artifact.input_db, dtype=np.float32),
+            "original_length": int(artifact.original_length),
+            "sample_rate": int(artifact.sample_rate),
+            "chunk_length": int(artifact.chunk_length),
+            "channels": int(artifact.channels),
+            "padding": bool(artifact.padding),
+            "dac_version": SUPPORTED_VERSIONS[-1],
+        },
+    }
+    if model is not None:
+        artifacts[MODEL_KEY] = model_description(model)
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, artifacts)
+
+
+def _numpy_reconstruct():
+    core = getattr(np, "_core", None) or np.core
+    return core.multiarray._reconstruct, core.multiarray.scalar
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Rebuilds numpy arrays, dtypes, scalars and plain Python values; refuses every other global."""
+
+    def find_class(self, module, name):
+        reconstruct, scalar = _numpy_reconstruct()
+        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
+        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            allowed[(core, "_reconstruct")] = reconstruct
+            allowed[(core, "scalar")] = scalar
+        if (module, name) not in allowed:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        return allowed[(module, name)]
+
+
+def _read_artifacts(path: Path) -> dict:
+    from numpy.lib import format as npy
+
+    try:
+        with open(path, "rb") as handle:
+            version = npy.read_magic(handle)
+            if version == (1, 0):
+                shape, _, dtype = npy.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, _, dtype = npy.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy version {version}")
+            if dtype != np.dtype(object) or shape != ():
+                raise ValueError(f"holds a {dtype} array of shape {shape}, not DAC's dict")
+            value = _ArrayUnpickler(handle).load()
+    except Exception as exc:  # truncated, corrupt, not .npy, forbidden objects
+        raise InputError(f"not a valid .dac file ({one_line(exc)[:200]})") from None
+    if isinstance(value, np.ndarray) and value.shape == () and value.dtype == object:
+        value = value[()]
+    if not isinstance(value, dict):
+        raise InputError("not a valid .dac file (no artifacts dict)")
+    return value
+
+
+def _integer(metadata: dict, key: str, minimum: int) -> int:
+    value = metadata.get(key)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) \
+            or int(value) < minimum:
+        raise InputError(f"not a valid .dac file (metadata {key}={value!r})")
+    return int(value)
+
+
+def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
+    """A ``.dac`` file (ours or stock DAC's) as ``(DACFile, model description or None)``, checked
+    for internal consistency."""
+    if not path.exists():
+        raise InputError("no such file or directory")
+    if path.is_dir():
+        raise InputError("is a directory, not a .dac file")
+    artifacts = _read_artifacts(path)
+    metadata, codes = artifacts.get("metadata"), artifacts.get("codes")
+    if not isinstance(metadata, dict) or not isinstance(codes, np.ndarray):
+        raise InputError("not a valid .dac file (no codes or metadata)")
+    if metadata.get("dac_version") not in SUPPORTED_VERSIONS:
+        raise InputError(f"unsupported .dac version {metadata.get('dac_version')!r} "
+                         f"(supported: {', '.join(SUPPORTED_VERSIONS)})")
+    if codes.ndim != 3 or codes.dtype.kind not in "ui" or 0 in codes.shape:
+        raise InputError(f"not a valid .dac file (codes of shape {codes.shape}, dtype {codes.dtype})")
+    original_length = _integer(metadata, "original_length", 1)
+    sample_rate = _integer(metadata, "sample_rate", 1)
+    chunk_length = _integer(metadata, "chunk_length", 1)
+    channels = _integer(metadata, "channels", 1)
+    padding = metadata.get("padding")
+    if not isinstance(padding, (bool, np.bool_)):
+        raise InputError(f"not a valid .dac file (metadata padding={padding!r})")
+    try:
+        input_db = np.asarray(metadata.get("input_db"), dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        raise InputError("not a valid .dac file (metadata input_db)") from None
+    if input_db.size == 0 or not np.isfinite(input_db).all():
+        raise InputError("not a valid .dac file (metadata input_db is not finite)")
+    if codes.shape[0] != channels * input_db.size:
+        raise InputError(f"not a valid .dac file ({codes.shape[0]} code streams for {channels} channel(s))")
+    frames = codes.shape[-1]
+    if (padding and frames != chunk_length) or frames % chunk_length:
+        raise InputError(f"not a valid .dac file ({frames} frames in chunks of {chunk_length})")
+    if codes.dtype.kind == "i" and codes.min() < 0:
+        raise InputError("not a valid .dac file (negative codes)")
+    extra = artifacts.get(MODEL_KEY)
+    if extra is not None and not (isinstance(extra, dict) and all(
+            isinstance(extra.get(k), (numbers.Integral, np.integer)) for k in MODEL_FIELDS)):
+        raise InputError("not a valid .dac file (bad model description)")
+    dac_file = DACFile(codes=torch.from_numpy(codes.astype(np.int64)), chunk_length=chunk_length,
+                       original_length=original_length, input_db=torch.from_numpy(input_db),
+                       channels=channels, sample_rate=sample_rate, padding=bool(padding),
+                       dac_version=metadata["dac_version"])
+    return dac_file, extra
+
+
+def decoder_output_length(model, frames: int) -> int:
+    """Samples the decoder returns for ``frames`` code frames without padding (chunked mode)."""
+    length = frames
+    for layer in model.decoder.modules():
+        if isinstance(layer, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            d, k, s = layer.dilation[0], layer.kernel_size[0], layer.stride[0]
+            if isinstance(layer, torch.nn.Conv1d):
+                length = math.floor((length - d * (k - 1) - 1) / s + 1)
+            else:
+                length = (length - 1) * s + d * (k - 1) + 1
+    return length
+
+
+def check_dac_matches(dac_file: DACFile, extra: Optional[dict], model) -> None:
+    """Raise :class:`InputError` unless ``model`` can decode ``dac_file``: same model description
+    when the file has one, codes within the codebooks, and as many frames as the length needs."""
+    if extra is not None:
+        ours = model_description(model)
+        diff = [f"{k} {int(extra[k])} (weights: {ours[k]})" for k in MODEL_FIELDS if int(extra[k]) != ours[k]]
+        if diff:
+            raise InputError("encoded by a different model: " + ", ".join(diff))
+    codes = dac_file.codes
+    if codes.shape[1] > model.n_codebooks:
+        raise InputError(f"has {codes.shape[1]} codebooks, the model only {model.n_codebooks}")
+    top = int(codes.max())
+    if top >= model.codebook_size:
+        raise InputError(f"code {top} is out of range for codebook size {model.codebook_size}")
+    # Samples at the model's rate, as audiotools' (julius') resampling in ``compress`` returns them.
+    samples = dac_file.original_length * model.sample_rate // dac_file.sample_rate
+    frames = codes.shape[-1]
+    if dac_file.padding:
+        expected = -(-samples // model.hop_length)
+    else:
+        per_chunk = decoder_output_length(model, dac_file.chunk_length)
+        expected = dac_file.chunk_length * -(-samples // per_chunk) if per_chunk > 0 else -1
+    if frames != expected:
+        raise InputError(f"{frames} frames do not fit {dac_file.original_length} samples at "
+                         f"{dac_file.sample_rate} Hz with this model (expected {expected}): "
+                         "the file was encoded by a different model or is corrupt")

@@ -1,0 +1,289 @@
+"""``python -m dac_diveq encode|decode|info`` end to end, on a tiny DiVeQDAC (real files, no mocks)."""
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import dac
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from dac_diveq.codec.cli import main
+from dac_diveq.codec.codec_io import MODEL_KEY
+from dac_diveq.codec.model import DiVeQDAC
+
+TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
+            n_codebooks=3, codebook_size=64, sample_rate=16000, method="diveq")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def speechlike(seconds, sr=16000, channels=1, seed=0):
+    """Harmonic tone with a wobbling pitch and syllable-rate amplitude modulation."""
+    t = np.arange(int(seconds * sr)) / sr
+    f0 = 110 + 20 * seed + 30 * np.sin(2 * np.pi * 3 * t)
+    wave = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / sr) / k for k in range(1, 8))
+    mono = 0.3 * wave * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))
+    return np.stack([mono * 0.5 ** c for c in range(channels)], axis=1).astype(np.float32)
+
+
+def write(path, seconds=0.6, sr=16000, channels=1, seed=0, **kwargs):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, speechlike(seconds, sr, channels, seed), sr, **kwargs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "weights.pth"
+    DiVeQDAC(**TINY).save(str(path), package=False)
+    return path
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "dac_diveq", *map(str, args)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, timeout=120)
+
+
+def cli(capsys, *args):
+    """``main`` in process: (exit status, stdout, stderr lines)."""
+    status = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return status, out, [line for line in err.splitlines() if line.strip()]
+
+
+def load_codes(path):
+    return np.load(path, allow_pickle=True)[()]
+
+
+def files_under(folder):
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else []
+
+
+def test_folder_round_trip_mirrors_tree_and_keeps_length_and_rate(tmp_path, weights):
+    """Subprocess, as users run it: an unchunked, a chunked (> win_duration), a 44.1 kHz, a stereo
+    22.05 kHz ogg and an mp3 file come back at their own sample rate, length and channels."""
+    src = tmp_path / "in"
+    inputs = {
+        "short.wav": write(src / "short.wav", 1.3),
+        "a/long.flac": write(src / "a" / "long.flac", 3.0, seed=1),
+        "a/b/cd.wav": write(src / "a" / "b" / "cd.wav", 0.7, sr=44100, seed=2),
+        "a/b/stereo.ogg": write(src / "a" / "b" / "stereo.ogg", 0.9, sr=22050, channels=2),
+        "a/b/talk.mp3": write(src / "a" / "b" / "talk.mp3", 0.9),
+    }
+    enc = run_cli("encode", src, "--output", tmp_path / "codes", "--weights_path", weights,
+                  "--win_duration", 2.0, "--device", "cpu")
+    assert enc.returncode == 0, enc.stderr
+    assert "5 encoded, 0 failed" in enc.stderr and "Traceback" not in enc.stderr
+    assert [p.relative_to(tmp_path / "codes").as_posix() for p in files_under(tmp_path / "codes")] == sorted(
+        str(Path(k).with_suffix(".dac")) for k in inputs)
+    short, long = load_codes(tmp_path / "codes" / "short.dac"), load_codes(tmp_path / "codes" / "a" / "long.dac")
+    assert short["metadata"]["padding"] and not long["metadata"]["padding"]  # unchunked / chunked
+    assert long["codes"].shape[-1] > long["metadata"]["chunk_length"]
+    assert long[MODEL_KEY]["codebook_size"] == 64
+    dac_file = dac.DACFile.load(tmp_path / "codes" / "a" / "long.dac")  # stock DAC reads our files
+    assert dac_file.codes.shape[:2] == (1, 3)
+
+    dec = run_cli("decode", tmp_path / "codes", "--output", tmp_path / "wav", "--weights_path", weights)
+    assert dec.returncode == 0, dec.stderr
+    assert "5 decoded, 0 failed" in dec.stderr
+    for rel, original in inputs.items():
+        info, out = sf.info(str(original)), sf.info(str(tmp_path / "wav" / Path(rel).with_suffix(".wav")))
+        assert (out.samplerate, out.frames, out.channels) == (info.samplerate, info.frames, info.channels), rel
+    audio, _ = sf.read(tmp_path / "wav" / "a" / "long.wav")
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0
+    assert not [p for p in files_under(tmp_path) if ".partial" in p.name]
+
+
+def test_info_of_checkpoint_gives_frame_rate_bitrates_and_parameters(tmp_path, weights):
+    result = run_cli("info", weights)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "method: diveq" in out and "sample rate: 16000 Hz" in out
+    assert "frame rate: 50 Hz" in out and "codebooks: 3 x 64" in out
+    assert "bitrate: 0.9 kbps with all 3 codebooks" in out  # 50 Hz x 3 x log2(64) = 900 b/s
+    assert re.findall(r"^\s+(\d): ([\d.]+) kbps$", out, re.M) == [("1", "0.3"), ("2", "0.6"), ("3", "0.9")]
+    n_params = sum(p.numel() for p in DiVeQDAC(**TINY).parameters())
+    assert f"parameters: {n_params:,}" in out
+
+
+def test_info_of_training_folder_and_dac_file(tmp_path, weights, capsys):
+    folder = tmp_path / "run" / "latest" / "diveqdac"
+    folder.mkdir(parents=True)
+    (folder / "weights.pth").write_bytes(weights.read_bytes())
+    status, out, err = cli(capsys, "info", tmp_path / "run")
+    assert status == 0 and not err and "0.9 kbps" in out
+
+    write(tmp_path / "x.wav", 1.5, sr=44100)
+    assert cli(capsys, "encode", tmp_path / "x.wav", "--output", tmp_path, "--weights_path", weights)[0] == 0
+    status, out, err = cli(capsys, "info", tmp_path / "x.dac")
+    assert status == 0 and not err
+    for expected in ("sample rate: 44100 Hz", "channels: 1", "duration: 1.500 s (66150 samples)",
+                     "codebooks in file: 3", "frames: 75 (unchunked", "bitrate: 0.9 kbps"):
+        assert expected in out
+
+
+def test_encoding_is_deterministic_and_n_quantizers_limits_codebooks(tmp_path, weights, capsys):
+    wav = write(tmp_path / "x.wav", 2.5)
+    for name, extra in (("a", []), ("b", []), ("q1", ["--n_quantizers", 1])):
+        assert cli(capsys, "encode", wav, "--output", tmp_path / name, "--weights_path", weights,
+                   "--win_duration", 1.0, *extra)[0] == 0
+    a, b, q1 = (load_codes(tmp_path / n / "x.dac") for n in ("a", "b", "q1"))
+    assert a["codes"].shape[1] == 3 and np.array_equal(a["codes"], b["codes"])
+    assert q1["codes"].shape[1] == 1 and np.array_equal(q1["codes"], a["codes"][:, :1])
+    assert cli(capsys, "decode", tmp_path / "q1" / "x.dac", "--output", tmp_path / "out",
+               "--weights_path", weights)[0] == 0
+    assert sf.info(str(tmp_path / "out" / "x.wav")).frames == 40000
+    status, _, err = cli(capsys, "encode", wav, "--output", tmp_path / "q4", "--weights_path", weights,
+                         "--n_quantizers", 4)
+    assert status == 2 and err == ["error: --n_quantizers: must be between 1 and 3 for this model"]
+
+
+def test_decompress_returns_the_original_length_where_dacs_fails(weights):
+    """Rates [8, 5, 4, 2] decode 8 samples short of the 20800 encoded; DAC's reshape fails on that."""
+    from audiotools import AudioSignal
+
+    model = DiVeQDAC.load(str(weights)).eval()
+    signal = AudioSignal(torch.from_numpy(speechlike(1.3).T)[None], 16000)
+    artifact = model.compress(signal, win_duration=5.0)
+    with pytest.raises(RuntimeError, match="invalid"):
+        dac.model.DAC.decompress(model, artifact)
+    assert model.decompress(artifact).audio_data.shape == (1, 1, 20800)
+
+
+def check_rejected(status, err, path, out_dir, reason):
+    assert status != 0
+    assert len(err) == 1 and err[0].startswith(f"error: {path}: ") and reason in err[0], err
+    assert files_under(out_dir) == []
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing", "no such file"),
+    ("corrupt", "cannot read audio"),
+    ("text", "cannot read audio"),
+    ("empty", "empty audio"),
+    ("silent", "silent audio"),
+    ("nan", "NaN or infinite"),
+    ("inf", "NaN or infinite"),
+])
+def test_bad_audio_is_rejected_in_one_line_without_output(tmp_path, weights, capsys, case, reason):
+    path = tmp_path / f"{case}.wav"
+    if case == "corrupt":
+        good = write(tmp_path / "good.wav").read_bytes()
+        path.write_bytes(good[:20] + bytes(range(256)) * 4)
+        (tmp_path / "good.wav").unlink()
+    elif case == "text":
+        path.write_text("not audio at all\n")
+    elif case in ("empty", "silent", "nan", "inf"):
+        data = {"empty": np.zeros((0, 1)), "silent": np.zeros((8000, 1))}.get(case, speechlike(0.5))
+        if case in ("nan", "inf"):
+            data[100] = np.nan if case == "nan" else np.inf
+        sf.write(path, data, 16000, subtype="FLOAT")
+    status, _, err = cli(capsys, "encode", path, "--output", tmp_path / "out", "--weights_path", weights)
+    check_rejected(status, err, path, tmp_path / "out", reason)
+
+
+def test_missing_input_from_the_command_line(tmp_path, weights):
+    result = run_cli("encode", tmp_path / "nope.wav", "--output", tmp_path / "out", "--weights_path", weights)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {tmp_path / 'nope.wav'}: no such file or directory"
+
+
+@pytest.fixture
+def good_dac(tmp_path, weights, capsys):
+    write(tmp_path / "x.wav", 1.0)
+    assert cli(capsys, "encode", tmp_path / "x.wav", "--output", tmp_path / "codes", "--weights_path", weights)[0] == 0
+    return tmp_path / "codes" / "x.dac"
+
+
+class Boom:
+    """Runs a shell command when unpickled (what ``np.load(allow_pickle=True)`` would do)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing", "no such file"),
+    ("truncated", "not a valid .dac file"),
+    ("garbage", "not a valid .dac file"),
+    ("pickle_payload", "refusing to load"),
+    ("version", "unsupported .dac version"),
+    ("codes_out_of_range", "out of range for codebook size 64"),
+    ("too_many_codebooks", "has 4 codebooks, the model only 3"),
+    ("other_model", "encoded by a different model: sample_rate 24000"),
+    ("frames_mismatch", "frames do not fit"),
+])
+def test_bad_dac_files_are_rejected_in_one_line_without_output(tmp_path, weights, capsys, good_dac, case, reason):
+    path = tmp_path / f"{case}.dac"
+    artifacts = load_codes(good_dac)
+    if case == "truncated":
+        path.write_bytes(good_dac.read_bytes()[:-40])
+    elif case == "garbage":
+        path.write_bytes(os.urandom(300))
+    elif case == "pickle_payload":
+        with open(path, "wb") as handle:
+            np.save(handle, np.array({"codes": Boom(tmp_path / "pwned")}, dtype=object), allow_pickle=True)
+    elif case != "missing":
+        artifacts.pop(MODEL_KEY) if case != "other_model" else None  # as written by stock DAC
+        if case == "version":
+            artifacts["metadata"]["dac_version"] = "9.9.9"
+        elif case == "codes_out_of_range":
+            artifacts["codes"][0, 1, 2] = 100
+        elif case == "too_many_codebooks":
+            artifacts["codes"] = np.concatenate([artifacts["codes"], artifacts["codes"][:, :1]], axis=1)
+        elif case == "other_model":
+            artifacts[MODEL_KEY]["sample_rate"] = 24000
+        elif case == "frames_mismatch":  # e.g. a 24 kHz model with the same hop
+            artifacts["metadata"]["original_length"] = int(artifacts["metadata"]["original_length"] * 1.5)
+        with open(path, "wb") as handle:
+            np.save(handle, artifacts)
+    status, _, err = cli(capsys, "decode", path, "--output", tmp_path / "out", "--weights_path", weights)
+    check_rejected(status, err, path, tmp_path / "out", reason)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("case, reason", [
+    ("missing", "no such file"),
+    ("corrupt", "cannot read weights"),
+    ("folder_without_weights", "no weights file in this folder"),
+    ("stock_dac", "not a DiVeQDAC checkpoint"),
+    ("other_config", "weights do not match"),
+])
+def test_bad_weights_are_rejected_in_one_line(tmp_path, weights, capsys, case, reason):
+    path = tmp_path / "w.pth"
+    if case == "corrupt":
+        path.write_bytes(weights.read_bytes()[:1000])
+    elif case == "folder_without_weights":
+        path = tmp_path / "run"
+        path.mkdir()
+    elif case == "stock_dac":
+        dac.model.DAC(**{k: v for k, v in TINY.items() if k != "method"}).save(str(path), package=False)
+    elif case == "other_config":  # a 4-codebook state dict under this 3-codebook configuration
+        data = torch.load(weights, weights_only=True)
+        data["state_dict"] = DiVeQDAC(**{**TINY, "n_codebooks": 4}).state_dict()
+        torch.save(data, path)
+    wav = write(tmp_path / "x.wav")
+    status, _, err = cli(capsys, "encode", wav, "--output", tmp_path / "out", "--weights_path", path)
+    check_rejected(status, err, path, tmp_path / "out", reason)
+
+
+def test_folder_with_a_bad_file_encodes_the_others_and_fails_at_the_end(tmp_path, weights, capsys):
+    src = tmp_path / "in"
+    write(src / "one.wav", 0.8)
+    write(src / "sub" / "two.flac", 1.2, seed=1)
+    (src / "sub" / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
+    (src / "notes.txt").write_text("ignored")
+    status, _, err = cli(capsys, "encode", src, "--output", tmp_path / "out", "--weights_path", weights)
+    assert status == 1
+    assert err == [f"error: {src / 'sub' / 'bad.wav'}: " + err[0].split(": ", 2)[2], "2 encoded, 1 failed"]
+    assert "cannot read audio" in err[0]
+    assert [p.relative_to(tmp_path / "out").as_posix() for p in files_under(tmp_path / "out")] == [
+        "one.dac", "sub/two.dac"]
