@@ -38,7 +38,10 @@ class CodebookMaintenance(nn.Module):
         discard_threshold: a codeword is dead when its assignments per training step
             over the window since the last replacement fall below this (0.01 = used in
             fewer than 1% of steps), the authors' convention.
-        perturb_eps: std of the noise added to a copied codeword.
+        perturb_eps: std of the noise added to a copied codeword, relative to the donor's RMS
+            value. Relative, not absolute (the authors' 1e-9): in float32 an absolute 1e-9 on
+            codewords of scale ~1 vanishes in the distances, so copies tie exactly with their donor
+            and never win latents, and the dead codewords stay dead.
         skip_iters: SF-DiVeQ only: steps without quantization before initialisation
             (0 = quantize from the first step with the current codebook).
         avg_iters: SF-DiVeQ only: the last ``avg_iters`` skipped steps feed the capture buffer.
@@ -55,7 +58,7 @@ class CodebookMaintenance(nn.Module):
         dim: int,
         schedule: ReplacementSchedule,
         discard_threshold: float = 0.01,
-        perturb_eps: float = 1e-9,
+        perturb_eps: float = 1e-3,
         skip_iters: Optional[int] = None,
         avg_iters: int = 50,
         latents_per_code: int = 32,
@@ -166,7 +169,9 @@ class CodebookMaintenance(nn.Module):
             if not distributed.is_distributed() or torch.distributed.get_rank() == 0:
                 donors = torch.multinomial(alive_usage.float(), n_dead, replacement=True)
                 dead_idx = dead.nonzero().squeeze(1)
-                new_weight[dead_idx] = weight[donors] + self.perturb_eps * torch.randn_like(weight[donors])
+                copies = weight[donors]
+                scale = copies.pow(2).mean(-1, keepdim=True).sqrt()
+                new_weight[dead_idx] = copies + self.perturb_eps * scale * torch.randn_like(copies)
             distributed.broadcast_(new_weight)
             weight.copy_(new_weight)
             if self.ema_decay is not None:

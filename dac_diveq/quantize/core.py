@@ -65,7 +65,7 @@ class Quantizer(nn.Module):
         replace_stop_before_end: no replacement in the last this-many steps of ``total_iters``.
         total_iters: planned length of training (None: unknown).
         discard_threshold: dead-codeword threshold, in assignments per training step.
-        perturb_eps: std of the perturbation of copied codewords.
+        perturb_eps: std of the perturbation of copied codewords, relative to their RMS value.
         skip_iters: SF-DiVeQ steps without quantization before initialisation from latents.
         avg_iters: SF-DiVeQ: how many of the last skipped steps feed the initialisation.
         latents_per_code: SF-DiVeQ: latents averaged per initial codeword.
@@ -96,7 +96,7 @@ class Quantizer(nn.Module):
         replace_stop_before_end: int = 1000,
         total_iters: Optional[int] = None,
         discard_threshold: float = 0.01,
-        perturb_eps: float = 1e-9,
+        perturb_eps: float = 1e-3,
         skip_iters: int = 1000,
         avg_iters: int = 50,
         latents_per_code: int = 32,

@@ -1,0 +1,112 @@
+"""scripts/train.py end to end: argbind confs, one process and torchrun DDP (gloo, CPU), resume, errors."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY_CONF = """
+$include:
+  - conf/quickstart/{method}.yml
+DiVeQDAC.encoder_dim: 8
+DiVeQDAC.decoder_dim: 32
+DiVeQDAC.n_codebooks: 3
+DiVeQDAC.codebook_size: 64
+DiVeQDAC.skip_iters: 1
+DiVeQDAC.avg_iters: 1
+MelSpectrogramLoss.n_mels: [20, 40]
+MelSpectrogramLoss.window_lengths: [128, 512]
+MultiScaleSTFTLoss.window_lengths: [512, 128]
+MelSpectrogramLoss.mel_fmin: [0, 0]
+MelSpectrogramLoss.mel_fmax: [null, null]
+batch_size: 2
+val_batch_size: 2
+num_iters: 2
+valid_freq: 1
+sample_freq: 0
+log_freq: 1
+train/AudioDataset.duration: 0.2
+val/AudioDataset.duration: 0.4
+val/AudioDataset.n_examples: 2
+prepare_embedded_data.root: ""
+train/build_dataset.folders:
+  speech: [{data}/train]
+val/build_dataset.folders:
+  speech: [{data}/val]
+"""
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("speech")
+    sr = 16000
+    for split, n in (("train", 4), ("val", 2)):
+        (root / split).mkdir()
+        for i in range(n):
+            t = np.arange(sr) / sr
+            wave = sum(np.sin(2 * np.pi * k * (110 + 20 * i) * t) / k for k in range(1, 6))
+            sf.write(root / split / f"{i}.wav", (0.2 * wave).astype(np.float32), sr)
+    return root
+
+
+def _conf(tmp_path, data, method="diveq"):
+    path = tmp_path / f"{method}.yml"
+    path.write_text(TINY_CONF.format(method=method, data=data))
+    return path
+
+
+def _run(args, **kw):
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, **kw)
+
+
+def test_train_script_trains_saves_and_resumes(tmp_path, data):
+    save = tmp_path / "run"
+    conf = _conf(tmp_path, data, "sf_diveq")
+    first = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(save)])
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "pesq_wb" in first.stdout
+    weights = save / "latest" / "diveqdac" / "weights.pth"
+    assert weights.exists() and (save / "best" / "diveqdac" / "weights.pth").exists()
+    assert any((save / "logs").iterdir())
+    again = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
+                  "--num_iters", "3", "--resume"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resumed" in again.stderr and "at step 2" in again.stderr
+    state = torch.load(save / "latest" / "trainer.pth", weights_only=False)
+    assert state["step"] == 3
+
+
+def test_train_script_runs_under_torchrun_with_two_processes(tmp_path, data):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    save = tmp_path / "ddp"
+    result = _run([torchrun, "--standalone", "--nproc_per_node", "2", "scripts/train.py", "--args.load",
+                   str(_conf(tmp_path, data, "diveq")), "--save_path", str(save)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (save / "latest" / "diveqdac" / "weights.pth").exists()
+    state = torch.load(save / "latest" / "trainer.pth", weights_only=False)
+    assert state["step"] == 2 and len(state["rng"]) == 2  # one RNG state per rank
+
+
+def test_missing_data_folder_is_a_one_line_error(tmp_path, data):
+    conf = _conf(tmp_path, tmp_path / "nowhere", "ste")
+    result = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(tmp_path / "r")])
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in result.stderr
+    assert "does not exist" in result.stderr
+
+
+def test_resuming_with_another_method_is_refused(tmp_path, data):
+    save = tmp_path / "run"
+    assert _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "diveq")),
+                 "--save_path", str(save)]).returncode == 0
+    result = _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "ste")),
+                   "--save_path", str(save), "--resume"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "another configuration" in result.stderr or "method" in result.stderr
