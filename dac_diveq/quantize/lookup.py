@@ -19,13 +19,16 @@ LOOKUPS = ("euclidean", "cosine")
 
 
 @torch.no_grad()
-def nearest(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> torch.Tensor:
+def nearest(z: torch.Tensor, codebook: torch.Tensor, rule: str, dac_exact: bool = True) -> torch.Tensor:
     """Index of the nearest codeword for every row of ``z``.
 
     Args:
         z: latents, shape ``(N, D)``.
         codebook: codewords (or any candidate points), shape ``(M, D)``.
         rule: ``"euclidean"`` or ``"cosine"``.
+        dac_exact: for ``cosine``, evaluate DAC's full distance expression (bit-identical codes)
+            rather than one matmul + argmax (same neighbour up to rounding ties, fewer passes over
+            the ``N x M`` matrix). Paths with no DAC counterpart (SF-DiVeQ's dithered points) pass False.
 
     Returns:
         int64 tensor of shape ``(N,)`` with values in ``[0, M)``.
@@ -40,6 +43,8 @@ def nearest(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> torch.Tensor:
         if rule == "cosine":
             z = F.normalize(z)
             codebook = F.normalize(codebook)
+            if not dac_exact:
+                return (z @ codebook.t()).argmax(1)
             # Same expression and evaluation order as DAC's decode_latents.
             dist = (
                 z.pow(2).sum(1, keepdim=True)

@@ -55,7 +55,7 @@ def select_segment(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> Segmen
     """Dither the codebook and pick the nearest dithered point for every latent."""
     with torch.no_grad():
         points, lam = dither_codebook(codebook.detach())
-        index = nearest(z, points, rule)
+        index = nearest(z, points, rule, dac_exact=False)
     return SegmentChoice(index=index, lam=lam[index])
 
 
