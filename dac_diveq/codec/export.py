@@ -7,7 +7,7 @@ from pathlib import Path
 
 from dac.model.dac import DAC
 
-from .model import DiVeQDAC
+from .model import DiVeQDAC, dac_architecture
 
 
 def to_stock_dac(model: DiVeQDAC) -> DAC:
@@ -20,18 +20,7 @@ def to_stock_dac(model: DiVeQDAC) -> DAC:
     if model.lookup != "cosine":
         raise ValueError(f"only models with DAC's lookup rule ('cosine') export to stock DAC; "
                          f"this one uses {model.lookup!r}")
-    stock = DAC(
-        encoder_dim=model.encoder_dim,
-        encoder_rates=list(model.encoder_rates),
-        latent_dim=model.latent_dim,
-        decoder_dim=model.decoder_dim,
-        decoder_rates=list(model.decoder_rates),
-        n_codebooks=model.n_codebooks,
-        codebook_size=model.codebook_size,
-        codebook_dim=model.codebook_dim,
-        quantizer_dropout=model.quantizer_dropout,
-        sample_rate=model.sample_rate,
-    )
+    stock = DAC(**dac_architecture(model))
     state = {k: v for k, v in model.state_dict().items() if ".maintenance." not in k}
     stock.load_state_dict(state, strict=True)
     return stock.to(next(model.parameters()).device).eval()

@@ -25,6 +25,22 @@ QUANTIZER_OPTIONS = (
 )
 
 
+def dac_architecture(model: DAC) -> dict:
+    """The ``dac.model.DAC`` constructor arguments that describe ``model``'s architecture."""
+    return dict(
+        encoder_dim=model.encoder_dim,
+        encoder_rates=list(model.encoder_rates),
+        latent_dim=model.latent_dim,
+        decoder_dim=model.decoder_dim,
+        decoder_rates=list(model.decoder_rates),
+        n_codebooks=model.n_codebooks,
+        codebook_size=model.codebook_size,
+        codebook_dim=model.codebook_dim,
+        quantizer_dropout=float(getattr(model.quantizer, "quantizer_dropout", 0.0)),
+        sample_rate=model.sample_rate,
+    )
+
+
 class DiVeQDAC(DAC):
     """``dac.model.DAC`` whose residual quantizer uses a selectable estimator.
 

@@ -5,7 +5,7 @@ import torch
 from dac.model.dac import DAC
 
 from ..quantize.dac_layers import ResidualVectorQuantize
-from .model import DiVeQDAC
+from .model import DiVeQDAC, dac_architecture
 
 
 def _quantizer_config(rvq: torch.nn.Module) -> dict:
@@ -51,19 +51,7 @@ def from_dac(model: DAC, method: str = "diveq", **options) -> DiVeQDAC:
         model: a ``dac.model.DAC``.
         method, **options: quantizer configuration (see :class:`DiVeQDAC`).
     """
-    arch = dict(
-        encoder_dim=model.encoder_dim,
-        encoder_rates=list(model.encoder_rates),
-        latent_dim=model.latent_dim,
-        decoder_dim=model.decoder_dim,
-        decoder_rates=list(model.decoder_rates),
-        n_codebooks=model.n_codebooks,
-        codebook_size=model.codebook_size,
-        codebook_dim=model.codebook_dim,
-        quantizer_dropout=float(getattr(model.quantizer, "quantizer_dropout", 0.0)),
-        sample_rate=model.sample_rate,
-    )
-    ours = DiVeQDAC(**arch, method=method, **options)
+    ours = DiVeQDAC(**dac_architecture(model), method=method, **options)
     missing, unexpected = ours.load_state_dict(model.state_dict(), strict=False)
     if unexpected or [k for k in missing if ".maintenance." not in k]:
         raise ValueError(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")
