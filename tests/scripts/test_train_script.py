@@ -110,3 +110,25 @@ def test_resuming_with_another_method_is_refused(tmp_path, data):
                    "--save_path", str(save), "--resume"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "another configuration" in result.stderr or "method" in result.stderr
+
+
+def test_training_can_start_from_stock_dac_weights(tmp_path, data):
+    import dac
+
+    torch.manual_seed(0)
+    stock = dac.model.DAC(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
+                          n_codebooks=3, codebook_size=64, sample_rate=16000)
+    stock_path = tmp_path / "stock.pth"
+    stock.save(str(stock_path), package=False)
+    save = tmp_path / "finetune"
+    result = _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "sf_diveq")),
+                   "--save_path", str(save), "--num_iters", "1", "--load_weights", str(stock_path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    from dac_diveq.codec.model import DiVeQDAC
+
+    tuned = DiVeQDAC.load(str(save / "latest" / "diveqdac" / "weights.pth"))
+    assert tuned.method == "sf_diveq"
+    # The pretrained codebooks were kept (one small step away), not re-initialised from latents.
+    for ours, theirs in zip(tuned.quantizer.quantizers, stock.quantizer.quantizers):
+        assert (ours.codebook.weight - theirs.codebook.weight).abs().max() < 0.05
+        assert ours.codebook.maintenance.initialized
