@@ -1,0 +1,233 @@
+"""Markdown sections of the report: result tables, paired comparisons, figures, provenance."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from dac_diveq.report import labels
+from dac_diveq.report.runs import Group, higher_is_better, paired_values
+from dac_diveq.report.stats import holm, mean_ci, paired_comparison, verdict
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub-flavoured Markdown table.
+
+    Args:
+        header: column titles.
+        rows: cells (converted with ``str``; pipes escaped).
+
+    Returns:
+        The table text, ending with a newline.
+    """
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    """A number with fixed decimals, or "n/a" when not finite."""
+    return f"{value:.{digits}f}" if value is not None and math.isfinite(value) else "n/a"
+
+
+def fmt_p(p: float) -> str:
+    """A p-value: 3 significant digits, "<1e-6" below that, "n/a" when not finite."""
+    if p is None or not math.isfinite(p):
+        return "n/a"
+    return "<1e-6" if p < 1e-6 else f"{p:.3g}"
+
+
+def _codec_settings(groups: Sequence[Group]) -> list[int]:
+    return sorted({int(s) for g in groups if not g.is_reference for s in g.settings()})
+
+
+def _setting_bitrate(groups: Sequence[Group], setting: int) -> float:
+    rates = [g.bitrate(setting) for g in groups if not g.is_reference and setting in g.settings()]
+    rates = [r for r in rates if math.isfinite(r)]
+    return float(np.mean(rates)) if rates else math.nan
+
+
+def _nearest(settings: Sequence[int], rates: dict[int, float], bitrate: float) -> Optional[int]:
+    finite = [s for s in settings if math.isfinite(rates[s])]
+    return min(finite, key=lambda s: abs(rates[s] - bitrate)) if finite else None
+
+
+def results_tables(groups: Sequence[Group], metrics: Sequence[str]) -> str:
+    """One table per number of quantizers: methods x metrics, "mean ± 95% CI half-width".
+
+    Reference codecs (Opus) are added, in italics and outside the bold ranking, to the table
+    whose bitrate is nearest to theirs.
+
+    Args:
+        groups: method groups.
+        metrics: metric columns to show.
+
+    Returns:
+        Markdown text.
+    """
+    settings = _codec_settings(groups)
+    rates = {s: _setting_bitrate(groups, s) for s in settings}
+    references: dict[int, list[tuple[Group, float]]] = {}
+    for group in groups:
+        if group.is_reference:
+            for setting in group.settings():
+                target = _nearest(settings, rates, group.bitrate(setting))
+                if target is not None:
+                    references.setdefault(target, []).append((group, setting))
+    out = []
+    for setting in settings:
+        out.append(f"### {setting} quantizers ({fmt(rates[setting], 2)} kbps)\n")
+        codec = [g for g in groups if not g.is_reference and setting in g.settings()]
+        cis = {g.label: {m: mean_ci(g.pooled(setting, m)) for m in metrics} for g in codec}
+        best = {}
+        for m in metrics:
+            means = [(cis[g.label][m].mean, g.label) for g in codec if math.isfinite(cis[g.label][m].mean)]
+            if means:
+                best[m] = (max if higher_is_better(m) else min)(means)[0]
+        rows = []
+        for g in codec:
+            n_files = len({f for run in g.runs for f in run.values(setting, metrics[0] if metrics else "")})
+            row: list[Any] = [g.label, f"{len(g.runs)} × {n_files}"]
+            for m in metrics:
+                ci = cis[g.label][m]
+                text = _ci_text(ci, len(g.runs) * n_files)
+                row.append(f"**{text}**" if m in best and ci.mean == best[m] else text)
+            rows.append(row)
+        for group, ref_setting in references.get(setting, []):
+            n_files = len({f for run in group.runs for f in run.values(ref_setting, metrics[0] if metrics else "")})
+            row = [f"*{group.label} @ {fmt(group.bitrate(ref_setting), 2)} kbps (reference)*",
+                   f"{len(group.runs)} × {n_files}"]
+            row += [f"*{_ci_text(mean_ci(group.pooled(ref_setting, m)), len(group.runs) * n_files)}*" for m in metrics]
+            rows.append(row)
+        header = ["method", "seeds × files"] + [
+            f"{labels.name(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
+        out.append(table(header, rows))
+    return "\n".join(out)
+
+
+def _ci_text(ci, expected_n: int) -> str:
+    if ci.n == 0:
+        return "n/a"
+    text = f"{fmt(ci.mean)} ± {fmt(ci.half_width)}"
+    return text if ci.n == expected_n else f"{text} (n={ci.n})"
+
+
+def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequence[str],
+                alpha: float = 0.05) -> tuple[str, list[dict[str, Any]]]:
+    """Paired comparisons of every codec method against each baseline, per number of quantizers.
+
+    Holm correction is applied to the paired t-test p-values within each table (one baseline,
+    one number of quantizers: every method × metric); the verdict uses the Holm-adjusted p.
+
+    Args:
+        groups: method groups.
+        baselines: labels of the baseline groups (missing ones are reported and skipped).
+        metrics: metric columns.
+        alpha: significance level.
+
+    Returns:
+        (Markdown text, one dict per comparison for programmatic use).
+    """
+    by_label = {g.label: g for g in groups}
+    codec = [g for g in groups if not g.is_reference]
+    out: list[str] = []
+    records: list[dict[str, Any]] = []
+    missing = [b for b in baselines if b not in by_label]
+    if missing:
+        out.append(f"Baselines not among the runs (skipped): {', '.join(missing)}.\n")
+    for base_label in [b for b in baselines if b in by_label]:
+        base = by_label[base_label]
+        for setting in _codec_settings(groups):
+            if setting not in base.settings():
+                continue
+            rows, recs = [], []
+            for g in codec:
+                if g.label == base_label or setting not in g.settings():
+                    continue
+                for m in metrics:
+                    a, b, pairing = paired_values(g, base, setting, m)
+                    res = paired_comparison(a, b, higher_is_better(m), alpha=alpha)
+                    recs.append({"baseline": base_label, "setting": setting, "method": g.label, "metric": m,
+                                 "pairing": pairing, "result": res})
+            adjusted = holm([r["result"].p_t for r in recs])
+            for rec, p_holm in zip(recs, adjusted):
+                res = rec["result"]
+                rec["p_holm"] = p_holm
+                rec["verdict"] = verdict(res.diff, p_holm, higher_is_better(rec["metric"]), res.n, alpha)
+                rows.append([rec["method"], labels.name(rec["metric"]), res.n, rec["pairing"], fmt(res.diff, 4),
+                             f"[{fmt(res.ci[0], 4)}, {fmt(res.ci[1], 4)}]", fmt_p(res.p_t),
+                             fmt_p(res.p_wilcoxon), fmt_p(p_holm), rec["verdict"]])
+            records += recs
+            if not rows:
+                continue
+            out.append(f"### vs {base_label}, {setting} quantizers ({fmt(_setting_bitrate(groups, setting), 2)} kbps)\n")
+            out.append(table(["method", "metric", "n pairs", "pairing", "mean diff (method − baseline)",
+                              "95% CI of diff", "p (paired t)", "p (Wilcoxon)", "p (t, Holm)", "verdict"], rows))
+    return "\n".join(out), records
+
+
+def verdict_summary(records: Sequence[dict[str, Any]]) -> str:
+    """Bullet list: per baseline and method, how many metric × bitrate comparisons were
+    significantly better / worse / not different.
+
+    Args:
+        records: the second return value of :func:`comparisons`.
+
+    Returns:
+        Markdown text ("" when there are no records).
+    """
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for rec in records:
+        key = (rec["baseline"], rec["method"])
+        counts.setdefault(key, {})
+        counts[key][rec["verdict"]] = counts[key].get(rec["verdict"], 0) + 1
+    lines = []
+    for (base, method), c in counts.items():
+        parts = ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
+        lines.append(f"- **{method} vs {base}**: {parts} (out of {sum(c.values())} metric × bitrate comparisons).")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def image(title: str, path: Path, root: Path) -> str:
+    """A Markdown image link relative to the report folder."""
+    return f"![{title}]({path.relative_to(root).as_posix()})\n"
+
+
+def provenance(groups: Sequence[Group]) -> str:
+    """Table of every run: what produced it and where.
+
+    Args:
+        groups: method groups.
+
+    Returns:
+        Markdown text.
+    """
+    rows = []
+    for g in groups:
+        for run in g.runs:
+            s = run.summary
+            failed = s.get("failed") or []
+            failed_text = str(len(failed)) + (f" ({', '.join(map(str, failed[:5]))}{', …' if len(failed) > 5 else ''})"
+                                              if failed else "")
+            wall = s.get("wall_time_s")
+            rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
+                         f"`{s.get('weights', 'n/a')}`", f"`{run.eval_dir}`", s.get("commit") or "n/a",
+                         s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
+                         fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
+                         len(s.get("files") or []), failed_text, s.get("visqol_mapping", "n/a")])
+    return table(["method", "seed", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
+                  "device", "torch", "wall time (s)", "files", "failed", "ViSQOL mapping"], rows)
+
+
+def code_block(text: str) -> str:
+    """A fenced code block (``text`` is verbatim)."""
+    fence = "```"
+    while fence in text:
+        fence += "`"
+    return f"{fence}bash\n{text.rstrip()}\n{fence}\n"

@@ -1,0 +1,142 @@
+"""Report figures (matplotlib, Agg backend, PNG)."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dac_diveq.report import labels  # noqa: E402
+from dac_diveq.report.runs import Group  # noqa: E402
+from dac_diveq.report.stats import mean_ci  # noqa: E402
+from dac_diveq.report.tensorboard import Curve  # noqa: E402
+
+DPI = 120
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _colors(n: int) -> list:
+    cmap = plt.get_cmap("tab10")
+    return [cmap(i % 10) for i in range(n)]
+
+
+def metric_vs_bitrate(groups: Sequence[Group], metric: str, path: Path) -> Path:
+    """Mean metric vs bitrate per method, 95% t-interval error bars; references dashed.
+
+    Each method's points are shifted by about 1% in bitrate so that error bars do not overlap.
+
+    Args:
+        groups: method groups (reference codecs included).
+        metric: metric column.
+        path: output PNG.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for j, (group, color) in enumerate(zip(groups, _colors(len(groups)))):
+        dodge = 1 + 0.012 * (j - (len(groups) - 1) / 2)  # keeps overlapping error bars apart
+        points = []
+        for setting in group.settings():
+            ci = mean_ci(group.pooled(setting, metric))
+            if math.isfinite(ci.mean):
+                points.append((group.bitrate(setting) * dodge, ci.mean, 0.0 if math.isnan(ci.half_width) else ci.half_width))
+        if not points:
+            continue
+        x, y, err = (np.array(v) for v in zip(*sorted(points)))
+        style = dict(linestyle="--", marker="s") if group.is_reference else dict(linestyle="-", marker="o")
+        label = f"{group.label} (reference)" if group.is_reference else group.label
+        ax.errorbar(x, y, yerr=err, capsize=3, color=color, label=label, **style)
+    ax.set_title(f"{labels.name(metric)} vs bitrate (mean, 95% CI)")
+    ax.set_xlabel("Bitrate (kbps; methods offset ~1% for legibility)")
+    ax.set_ylabel(labels.axis_label(metric))
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def codebook_stages(groups: Sequence[Group], key: str, ylabel: str, title: str, path: Path) -> Path:
+    """Grouped bars of a per-stage codebook statistic, one bar per method per stage.
+
+    The bar is the mean over the group's runs; the error bar the 95% interval over runs
+    (shown when a group has at least two runs with the statistic).
+
+    Args:
+        groups: method groups (reference codecs have no codebook and are skipped).
+        key: field of ``summary["codebook"]["stages"][i]``, e.g. "usage".
+        ylabel: axis label with unit.
+        title: figure title.
+        path: output PNG.
+
+    Returns:
+        ``path``.
+    """
+    series = []
+    for group in groups:
+        per_stage: dict[int, list[float]] = {}
+        for run in group.runs:
+            for i, stage in enumerate(run.summary.get("codebook", {}).get("stages", []) or []):
+                if stage.get(key) is not None:
+                    per_stage.setdefault(int(stage.get("stage", i)), []).append(float(stage[key]))
+        if per_stage:
+            series.append((group.label, per_stage))
+    fig, ax = plt.subplots(figsize=(max(7, 0.35 * max((len(s) for _, s in series), default=1) * max(len(series), 1)), 4.5))
+    width = 0.8 / max(len(series), 1)
+    for j, ((label, per_stage), color) in enumerate(zip(series, _colors(len(series)))):
+        stages = sorted(per_stage)
+        cis = [mean_ci(per_stage[s]) for s in stages]
+        err = [0.0 if math.isnan(c.half_width) else c.half_width for c in cis]
+        ax.bar(np.array(stages) + (j - (len(series) - 1) / 2) * width, [c.mean for c in cis], width,
+               yerr=err, capsize=2, color=color, label=label)
+    if series:
+        all_stages = sorted({s for _, ps in series for s in ps})
+        ax.set_xticks(all_stages)
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no codebook statistics in the runs", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    ax.set_xlabel("Quantizer stage")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, axis="y", alpha=0.4)
+    return _save(fig, path)
+
+
+def training_curves(curves: Sequence[tuple[str, Curve]], title: str, ylabel: str, path: Path) -> Path:
+    """Training/validation curves vs step, one color per method (seeds share the color).
+
+    Args:
+        curves: (method label, (steps, values)) per run.
+        title: figure title.
+        ylabel: axis label with unit.
+        path: output PNG.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    order = list(dict.fromkeys(label for label, _ in curves))
+    colors = dict(zip(order, _colors(len(order))))
+    shown: set[str] = set()
+    for label, (steps, values) in curves:
+        ax.plot(steps, values, marker="." if len(steps) < 30 else None, color=colors[label],
+                label=None if label in shown else label, alpha=0.85)
+        shown.add(label)
+    ax.set_title(title)
+    ax.set_xlabel("Training step")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.4)
+    if shown:
+        ax.legend(fontsize=8)
+    return _save(fig, path)

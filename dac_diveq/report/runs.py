@@ -1,0 +1,303 @@
+"""Load evaluated runs (``<save_path>/eval/{per_file.csv,summary.json}``) without pandas.
+
+A *group* is every run of one method variant (typically several seeds); a *setting* is a
+number of quantizers for codec runs, or a bitrate in kbps for reference codecs (Opus), whose
+rows all have ``n_quantizers == 0``.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import numpy as np
+
+#: Metric columns in display order.
+METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
+           "stft_distance", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+#: Metrics where a lower value is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = frozenset({"mel_distance", "stft_distance"})
+#: Methods that are reference codecs rather than quantizers of the DAC model.
+REFERENCE_METHODS = frozenset({"opus"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of ``metric`` is better.
+
+    Args:
+        metric: a column name of ``per_file.csv``.
+
+    Returns:
+        False for distances, True otherwise.
+    """
+    return metric not in LOWER_IS_BETTER
+
+
+def _number(text: Optional[str]) -> float:
+    if text is None or text.strip() == "":
+        return math.nan
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+@dataclass
+class Run:
+    """One evaluated run.
+
+    Attributes:
+        eval_dir: the folder holding ``per_file.csv`` and ``summary.json``.
+        summary: the parsed ``summary.json``.
+        rows: one dict per CSV row: ``file`` (str), ``n_quantizers`` (int), ``bitrate_kbps``
+            and every metric (float, NaN where empty).
+        metrics: the metric columns present in the CSV, in display order.
+    """
+
+    eval_dir: Path
+    summary: dict[str, Any]
+    rows: list[dict[str, Any]]
+    metrics: list[str]
+
+    @property
+    def method(self) -> str:
+        """The quantization method (or reference codec) name."""
+        return str(self.summary.get("method", "unknown"))
+
+    @property
+    def seed(self) -> Optional[int]:
+        """The training seed, or None when unknown."""
+        seed = self.summary.get("seed")
+        return None if seed is None else int(seed)
+
+    @property
+    def is_reference(self) -> bool:
+        """True for a reference codec (its settings are bitrates)."""
+        return self.method.lower() in REFERENCE_METHODS
+
+    @property
+    def save_path(self) -> Path:
+        """The training folder (parent of the eval folder)."""
+        return self.eval_dir.parent
+
+    @property
+    def log_dir(self) -> Path:
+        """The TensorBoard log folder of the training run."""
+        return self.save_path / "logs"
+
+    @property
+    def checkpoint(self) -> Path:
+        """The latest trainer state of the training run."""
+        return self.save_path / "latest" / "trainer.pth"
+
+    def setting(self, row: dict[str, Any]) -> float:
+        """The setting a row belongs to.
+
+        Args:
+            row: one of ``self.rows``.
+
+        Returns:
+            The bitrate (rounded to 1e-3 kbps) for a reference codec, else n_quantizers.
+        """
+        return round(float(row["bitrate_kbps"]), 3) if self.is_reference else int(row["n_quantizers"])
+
+    def settings(self) -> list[float]:
+        """Sorted distinct settings of the run."""
+        return sorted({self.setting(r) for r in self.rows})
+
+    def values(self, setting: float, metric: str) -> dict[str, float]:
+        """Per-file values of one metric at one setting.
+
+        Args:
+            setting: n_quantizers (codec) or bitrate (reference).
+            metric: a metric column.
+
+        Returns:
+            file -> value (NaN where the metric failed or is absent).
+        """
+        return {r["file"]: float(r.get(metric, math.nan)) for r in self.rows if self.setting(r) == setting}
+
+    def bitrate(self, setting: float) -> float:
+        """Mean bitrate in kbps of the rows at ``setting``."""
+        rates = [r["bitrate_kbps"] for r in self.rows if self.setting(r) == setting]
+        return float(np.nanmean(rates)) if rates else math.nan
+
+
+def load_run(eval_dir: Path | str) -> Run:
+    """Read one eval folder.
+
+    Args:
+        eval_dir: folder with ``per_file.csv`` and ``summary.json``.
+
+    Returns:
+        The Run.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: the CSV lacks a required column.
+    """
+    eval_dir = Path(eval_dir)
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    with open(eval_dir / "per_file.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        missing = {"file", "n_quantizers", "bitrate_kbps"} - set(columns)
+        if missing:
+            raise ValueError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)}")
+        metrics = [m for m in METRICS if m in columns]
+        rows = []
+        for raw in reader:
+            row: dict[str, Any] = {"file": raw["file"], "n_quantizers": int(float(raw["n_quantizers"])),
+                                   "bitrate_kbps": _number(raw["bitrate_kbps"])}
+            row.update({m: _number(raw.get(m)) for m in metrics})
+            rows.append(row)
+    return Run(eval_dir, summary, rows, metrics)
+
+
+def find_run_dirs(paths: Sequence[str] = (), patterns: Sequence[str] = ()) -> list[Path]:
+    """Eval folders from explicit paths and glob patterns (a matched file stands for its folder).
+
+    Args:
+        paths: eval folders.
+        patterns: glob patterns (``**`` allowed) matching eval folders or their files.
+
+    Returns:
+        Distinct folders holding a ``summary.json``, in first-seen order.
+    """
+    found: list[Path] = []
+    candidates = [Path(p) for p in paths]
+    for pattern in patterns:
+        candidates += [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
+    for path in candidates:
+        folder = path.parent if path.is_file() else path
+        if (folder / "summary.json").exists() and folder.resolve() not in [f.resolve() for f in found]:
+            found.append(folder)
+    return found
+
+
+@dataclass
+class Group:
+    """All runs of one method variant.
+
+    Attributes:
+        label: display name (the method, plus residual mode / lookup when those vary).
+        method: the method name.
+        runs: the runs, one per seed usually.
+    """
+
+    label: str
+    method: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def is_reference(self) -> bool:
+        """True for a reference codec."""
+        return bool(self.runs) and self.runs[0].is_reference
+
+    def settings(self) -> list[float]:
+        """Sorted union of the runs' settings."""
+        return sorted({s for run in self.runs for s in run.settings()})
+
+    def metrics(self) -> list[str]:
+        """Metrics present in any run, in display order."""
+        present = {m for run in self.runs for m in run.metrics}
+        return [m for m in METRICS if m in present]
+
+    def seed_keys(self) -> list[tuple[Any, Run]]:
+        """(key, run) pairs: the seed, or a unique placeholder for a run without one."""
+        keys, seen = [], set()
+        for i, run in enumerate(self.runs):
+            key: Any = run.seed if run.seed is not None else f"run{i}"
+            if key in seen:
+                key = f"{key}#{i}"
+            seen.add(key)
+            keys.append((key, run))
+        return keys
+
+    def table(self, setting: float, metric: str) -> dict[Any, dict[str, float]]:
+        """seed key -> file -> value at ``setting``."""
+        return {key: run.values(setting, metric) for key, run in self.seed_keys()}
+
+    def pooled(self, setting: float, metric: str) -> list[float]:
+        """Values over files x seeds at ``setting`` (NaNs included)."""
+        return [v for per_file in self.table(setting, metric).values() for v in per_file.values()]
+
+    def bitrate(self, setting: float) -> float:
+        """Mean bitrate in kbps at ``setting`` over the runs."""
+        rates = [run.bitrate(setting) for run in self.runs if setting in run.settings()]
+        return float(np.nanmean(rates)) if rates else math.nan
+
+
+def group_runs(runs: Iterable[Run]) -> list[Group]:
+    """Group runs by method variant.
+
+    The label is the method; when runs of one method differ in ``residual_mode`` or ``lookup``,
+    those are appended, e.g. ``diveq [residual_mode=detach, lookup=exact]``.
+
+    Args:
+        runs: loaded runs.
+
+    Returns:
+        Groups, codec methods first (in first-seen order), reference codecs last.
+    """
+    runs = list(runs)
+    variants: dict[str, set[tuple[str, str]]] = {}
+    for run in runs:
+        variants.setdefault(run.method, set()).add(
+            (str(run.summary.get("residual_mode")), str(run.summary.get("lookup"))))
+    groups: dict[str, Group] = {}
+    for run in runs:
+        label = run.method
+        if len(variants[run.method]) > 1:
+            label += f" [residual_mode={run.summary.get('residual_mode')}, lookup={run.summary.get('lookup')}]"
+        groups.setdefault(label, Group(label, run.method)).runs.append(run)
+    ordered = list(groups.values())
+    return [g for g in ordered if not g.is_reference] + [g for g in ordered if g.is_reference]
+
+
+def paired_values(method: Group, baseline: Group, setting: float,
+                  metric: str) -> tuple[list[float], list[float], str]:
+    """Align a method's and a baseline's values on the same files.
+
+    When both groups have runs with the same integer seed, pairs are (seed, file) over the
+    shared seeds; otherwise each file's values are first averaged over the seeds of each
+    group and pairs are files.
+
+    Args:
+        method: the compared group.
+        baseline: the baseline group.
+        setting: n_quantizers.
+        metric: a metric column.
+
+    Returns:
+        (method values, baseline values, pairing description).
+    """
+    a_table, b_table = method.table(setting, metric), baseline.table(setting, metric)
+    shared = sorted(k for k in a_table if isinstance(k, int) and k in b_table)
+    a: list[float] = []
+    b: list[float] = []
+    if shared:
+        for seed in shared:
+            for name in sorted(set(a_table[seed]) & set(b_table[seed])):
+                a.append(a_table[seed][name])
+                b.append(b_table[seed][name])
+        return a, b, "seed-matched (" + ", ".join(str(s) for s in shared) + ")"
+    a_files = _file_means(a_table)
+    b_files = _file_means(b_table)
+    for name in sorted(set(a_files) & set(b_files)):
+        a.append(a_files[name])
+        b.append(b_files[name])
+    return a, b, "file means over seeds"
+
+
+def _file_means(table: dict[Any, dict[str, float]]) -> dict[str, float]:
+    collected: dict[str, list[float]] = {}
+    for per_file in table.values():
+        for name, value in per_file.items():
+            if math.isfinite(value):
+                collected.setdefault(name, []).append(value)
+    return {name: float(np.mean(v)) for name, v in collected.items()}

@@ -1,0 +1,98 @@
+"""Training curves from TensorBoard logs, or from a trainer checkpoint's validation history."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+Curve = tuple[np.ndarray, np.ndarray]
+
+
+def _event_dirs(log_dir: Path) -> list[Path]:
+    return sorted({p.parent for p in log_dir.rglob("events.out.tfevents.*")})
+
+
+def _merge(points: dict[int, float]) -> Curve:
+    steps = np.array(sorted(points), dtype=float)
+    return steps, np.array([points[int(s)] for s in steps], dtype=float)
+
+
+def read_scalars(log_dir: Path | str, tags: Sequence[str]) -> dict[str, Curve]:
+    """Scalars of the given tags from every event file under ``log_dir``.
+
+    A step logged twice (a resumed run) keeps the value of the newest event file.
+
+    Args:
+        log_dir: a TensorBoard log folder (searched recursively).
+        tags: scalar tags, e.g. ``val/mel/loss``.
+
+    Returns:
+        tag -> (steps, values), sorted by step; tags never logged are absent.
+    """
+    log_dir = Path(log_dir)
+    if not log_dir.is_dir():
+        return {}
+    points: dict[str, dict[int, float]] = {}
+    for folder in _event_dirs(log_dir):
+        for event_file in sorted(folder.glob("events.out.tfevents.*"), key=lambda p: (p.stat().st_mtime_ns, p.name)):
+            acc = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
+            acc.Reload()
+            available = set(acc.Tags().get("scalars", []))
+            for tag in tags:
+                if tag in available:
+                    for event in acc.Scalars(tag):
+                        points.setdefault(tag, {})[int(event.step)] = float(event.value)
+    return {tag: _merge(p) for tag, p in points.items() if p}
+
+
+def history_scalars(checkpoint: Path | str, tags: Sequence[str]) -> dict[str, Curve]:
+    """Validation curves from ``trainer.pth``'s ``history`` (a list of {"step", scores}).
+
+    Only ``val/...`` tags can be found there: ``val/mel/loss`` is read as key ``mel/loss``.
+
+    Args:
+        checkpoint: path of ``<save_path>/latest/trainer.pth``.
+        tags: scalar tags.
+
+    Returns:
+        tag -> (steps, values); empty when the file or the keys are missing.
+    """
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        return {}
+    import torch  # heavy; only needed for this fallback
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    history = state.get("history", []) if isinstance(state, dict) else []
+    out: dict[str, Curve] = {}
+    for tag in tags:
+        if not tag.startswith("val/"):
+            continue
+        key = tag[len("val/"):]
+        points = {int(h["step"]): float(h[key]) for h in history if key in h and "step" in h}
+        if points:
+            out[tag] = _merge(points)
+    return out
+
+
+def training_curves(log_dir: Path, checkpoint: Path,
+                    tags: Sequence[str]) -> tuple[dict[str, Curve], Optional[str]]:
+    """Curves from the TensorBoard logs, else from the checkpoint history.
+
+    Args:
+        log_dir: ``<save_path>/logs``.
+        checkpoint: ``<save_path>/latest/trainer.pth``.
+        tags: scalar tags.
+
+    Returns:
+        (tag -> curve, source description or None when neither had any of the tags).
+    """
+    curves = read_scalars(log_dir, tags)
+    if curves:
+        return curves, f"TensorBoard ({log_dir})"
+    curves = history_scalars(checkpoint, tags)
+    if curves:
+        return curves, f"checkpoint history ({checkpoint})"
+    return {}, None

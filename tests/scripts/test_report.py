@@ -1,0 +1,131 @@
+"""End-to-end test of scripts/report.py on small, well-formed synthetic run folders."""
+import csv
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "report.py"
+METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance"]
+FILES = ["a.wav", "b.wav", "c.wav"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("report_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(root: Path, method: str, seed, settings, quality: float, rng) -> Path:
+    """settings: (n_quantizers, bitrate_kbps) pairs. Returns the eval folder."""
+    eval_dir = root / f"{method}_s{seed}" / "eval"
+    eval_dir.mkdir(parents=True)
+    by_bitrate = {}
+    with open(eval_dir / "per_file.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["file", "n_quantizers", "bitrate_kbps", *METRICS])
+        for n_q, kbps in settings:
+            rows = []
+            for i, name in enumerate(FILES):
+                level = quality + 0.1 * kbps + 0.2 * i + rng.normal(0, 0.02)
+                values = [level, level + 0.1, level / 5, level / 6, level + 0.3, 4 * level,
+                          2.0 - level / 3, 3.0 - level / 3]
+                rows.append(values)
+                cells = ["" if (name == "c.wav" and m == "visqol" and method == "diveq") else f"{v:.5f}"
+                         for m, v in zip(METRICS, values)]  # one failed metric
+                writer.writerow([name, n_q, kbps, *cells])
+            by_bitrate[str(n_q)] = {"bitrate_kbps": kbps, **dict(zip(METRICS, np.mean(rows, 0).tolist()))}
+    stages = [{"stage": s, "usage": 0.5 + 0.04 * s + quality / 10, "perplexity": 300.0 + 20 * s,
+               "entropy_bits": 8.0, "distortion": 0.1, "distortion_per_bit": 0.01} for s in range(4)]
+    summary = {"weights": str(root / f"{method}_s{seed}" / "latest" / "dac" / "weights.pth"), "method": method,
+               "residual_mode": "detach", "lookup": "exact", "sample_rate": 16000, "n_codebooks": 12,
+               "codebook_size": 1024, "frame_rate": 50.0, "seed": seed, "commit": "abc1234",
+               "config_hash": "deadbeef", "device": "cpu", "torch": "2.x", "wall_time_s": 12.5,
+               "files": FILES, "failed": [], "visqol_mapping": "speech", "by_bitrate": by_bitrate,
+               "codebook": {"stages": [] if method == "opus" else stages, "mean_usage": 0.6,
+                            "mean_perplexity": 330.0}}
+    (eval_dir / "summary.json").write_text(json.dumps(summary))
+    return eval_dir
+
+
+@pytest.fixture
+def runs(tmp_path):
+    rng = np.random.default_rng(0)
+    codec = [(4, 2.0), (12, 6.0)]
+    dirs = [write_run(tmp_path / "runs", m, s, codec, q, rng)
+            for m, q in (("ste", 0.0), ("diveq", 0.5)) for s in (0, 1)]
+    dirs.append(write_run(tmp_path / "runs", "opus", None, [(0, 6.0), (0, 12.0)], 0.3, rng))
+    from torch.utils.tensorboard import SummaryWriter
+
+    writer = SummaryWriter(str(dirs[2].parent / "logs"))  # diveq seed 0
+    for step in (100, 200, 300):
+        writer.add_scalar("val/mel/loss", 2.0 - step / 1000, step)
+        writer.add_scalar("val/pesq_wb", 1.5 + step / 1000, step)
+        writer.add_scalar("train/mel/loss", 2.2 - step / 1000, step)
+    writer.close()
+    return dirs
+
+
+@pytest.mark.timeout(120)
+def test_report_end_to_end(runs, tmp_path, capsys):
+    report = load_script()
+    out = tmp_path / "report"
+    commands = tmp_path / "commands.txt"
+    commands.write_text("python scripts/train.py --method diveq --seed 0\npython scripts/evaluate.py ...\n")
+    argv = ["--runs", *map(str, runs), "--output", str(out), "--title", "Synthetic", "--commands", str(commands)]
+    assert report.main(argv) == 0
+    text = (out / "README.md").read_text()
+
+    assert text.startswith("# Synthetic")
+    assert "### 4 quantizers (2.00 kbps)" in text and "### 12 quantizers (6.00 kbps)" in text
+    assert "| diveq | 2 × 3 |" in text and "| ste | 2 × 3 |" in text
+    assert "*opus @ 6.00 kbps (reference)*" in text  # nearest table: 12 quantizers
+    assert "(n=4)" in text  # diveq's failed ViSQOL value on one file x 2 seeds
+    assert "**" in text  # bold best
+
+    assert "## Paired comparisons against baselines" in text
+    assert "### vs ste, 4 quantizers" in text and "### vs ste, 12 quantizers" in text
+    assert "seed-matched (0, 1)" in text
+    pesq_rows = [l for l in text.splitlines() if l.startswith("| diveq | PESQ-WB | 6 |")]
+    assert len(pesq_rows) == 2 and all(l.endswith("| better (p<0.05) |") for l in pesq_rows)
+    mel_rows = [l for l in text.splitlines() if l.startswith("| diveq | Mel distance | 6 |")]
+    assert all(l.endswith("| better (p<0.05) |") for l in mel_rows)  # lower is better
+    assert "Holm" in text
+    assert "Baselines not among" not in text  # default: only those present (no rotation run)
+
+    assert "val_mel_loss" in text and "seed 0): TensorBoard" in text
+    assert "Runs without training curves (skipped)" in text and "ste (seed 1)" in text
+    assert "## Provenance" in text and "deadbeef" in text and "python scripts/train.py --method diveq" in text
+    assert "scripts/report.py --runs" in text
+
+    pngs = sorted(out.glob("*.png"))
+    names = {p.name for p in pngs}
+    assert {"pesq_wb_vs_bitrate.png", "stoi_vs_bitrate.png", "visqol_vs_bitrate.png",
+            "mel_distance_vs_bitrate.png", "codebook_usage.png", "codebook_perplexity.png",
+            "curve_val_mel_loss.png", "curve_val_pesq_wb.png"} <= names
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_SIGNATURE and len(data) > 10_000, png
+        assert f"]({png.name})" in text
+
+    # refuses to overwrite without --force, with a one-line message
+    capsys.readouterr()
+    assert report.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--force" in err and "\n" not in err
+    assert report.main([*argv, "--force"]) == 0
+
+
+def test_glob_baseline_missing_and_no_runs(runs, tmp_path, capsys):
+    report = load_script()
+    out = tmp_path / "r2"
+    pattern = str(tmp_path / "runs" / "*" / "eval")
+    assert report.main(["--runs-glob", pattern, "--output", str(out), "--baselines", "rotation"]) == 0
+    text = (out / "README.md").read_text()
+    assert "Baselines not among the runs (skipped): rotation." in text
+    assert report.main(["--runs-glob", str(tmp_path / "nothing*"), "--output", str(tmp_path / "r3")]) == 2
+    assert "no eval folder" in capsys.readouterr().err
