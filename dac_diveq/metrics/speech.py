@@ -59,3 +59,120 @@ def si_sdr(reference, degraded) -> float:
     target = scale * ref
     noise = deg - target
     return float(10 * np.log10(max(np.dot(target, target), 1e-12) / max(np.dot(noise, noise), 1e-12)))
+
+
+# ----------------------------------------------------------------------------- ViSQOL (speech mode)
+
+_VISQOL: dict = {}
+
+
+def visqol_mapping() -> str:
+    """``"lattice"`` when the deep-lattice speech mapper (C++ ViSQOL's default; needs
+    ``visqol-python[lattice]``) can run here, else ``"polynomial"`` (reads 1-2 MOS points higher)."""
+    from visqol.quality_mapper import has_lattice_runtime
+
+    return "lattice" if has_lattice_runtime() else "polynomial"
+
+
+def _visqol_api():
+    mapping = visqol_mapping()
+    if mapping not in _VISQOL:
+        from visqol import VisqolApi
+
+        api = VisqolApi()
+        api.create(mode="speech", use_lattice_model=mapping == "lattice")
+        _VISQOL[mapping] = api
+    return _VISQOL[mapping]
+
+
+def visqol(reference, degraded, sample_rate: int) -> float:
+    """ViSQOL v3 speech-mode MOS-LQO (``visqol-python``), computed at 16 kHz; see
+    :func:`visqol_mapping` for the quality mapping in use."""
+    ref, deg = align(reference, degraded)
+    ref, deg = resample(ref, sample_rate, 16000), resample(deg, sample_rate, 16000)
+    return float(_visqol_api().measure_from_arrays(ref, deg, 16000).moslqo)
+
+
+# ----------------------------------------------------------------------------- DNSMOS (non-intrusive)
+
+
+def dnsmos(audio, sample_rate: int) -> dict[str, float]:
+    """DNSMOS P.835 (``speechmos``) of one signal at 16 kHz: ``{"ovrl", "sig", "bak", "p808"}``."""
+    from speechmos import dnsmos as _dnsmos
+
+    x = np.clip(resample(_mono(audio), sample_rate, 16000), -1.0, 1.0).astype(np.float32)
+    out = _dnsmos.run(x, 16000)
+    return {"ovrl": float(out["ovrl_mos"]), "sig": float(out["sig_mos"]),
+            "bak": float(out["bak_mos"]), "p808": float(out["p808_mos"])}
+
+
+# ----------------------------------------------------------------------------- DAC's spectral distances
+
+# DAC's 16 kHz configuration (conf/base.yml of descript-audio-codec, 16 kHz variant).
+MEL_CONF = dict(n_mels=[5, 10, 20, 40, 80, 160, 320], window_lengths=[32, 64, 128, 256, 512, 1024, 2048],
+                pow=1.0, clamp_eps=1e-5, mag_weight=0.0)
+STFT_CONF = dict(window_lengths=[2048, 512])
+_LOSSES: dict = {}
+
+
+def _loss(name: str):
+    if name not in _LOSSES:
+        from dac.nn.loss import MelSpectrogramLoss, MultiScaleSTFTLoss
+
+        _LOSSES[name] = MelSpectrogramLoss(**MEL_CONF) if name == "mel" else MultiScaleSTFTLoss(**STFT_CONF)
+    return _LOSSES[name]
+
+
+def _distance(name: str, reference, degraded, sample_rate: int) -> float:
+    from audiotools import AudioSignal
+
+    ref, deg = align(reference, degraded)
+    x = AudioSignal(torch.from_numpy(deg).float()[None, None], sample_rate)
+    y = AudioSignal(torch.from_numpy(ref).float()[None, None], sample_rate)
+    with torch.no_grad():
+        return float(_loss(name)(x, y))
+
+
+def mel_distance(reference, degraded, sample_rate: int) -> float:
+    """DAC's multi-scale mel loss (``dac.nn.loss.MelSpectrogramLoss``, 16 kHz conf) at ``sample_rate``."""
+    return _distance("mel", reference, degraded, sample_rate)
+
+
+def stft_distance(reference, degraded, sample_rate: int) -> float:
+    """DAC's multi-scale STFT loss (``MultiScaleSTFTLoss``, windows 2048/512) at ``sample_rate``."""
+    return _distance("stft", reference, degraded, sample_rate)
+
+
+# ----------------------------------------------------------------------------- all at once
+
+INTRUSIVE = ("pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance")
+DNSMOS_COLUMNS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+
+
+def score(reference, degraded, sample_rate: int, with_dnsmos: bool = False) -> tuple[dict, dict]:
+    """Every metric of one (reference, degraded) pair: ``(values, errors)``. A metric that raises
+    gives NaN in ``values`` and its one-line reason in ``errors``."""
+    funcs = {
+        "pesq_wb": lambda: pesq_wb(reference, degraded, sample_rate),
+        "pesq_nb": lambda: pesq_nb(reference, degraded, sample_rate),
+        "stoi": lambda: stoi(reference, degraded, sample_rate),
+        "estoi": lambda: stoi(reference, degraded, sample_rate, extended=True),
+        "visqol": lambda: visqol(reference, degraded, sample_rate),
+        "si_sdr": lambda: si_sdr(reference, degraded),
+        "mel_distance": lambda: mel_distance(reference, degraded, sample_rate),
+        "stft_distance": lambda: stft_distance(reference, degraded, sample_rate),
+    }
+    values, errors = {}, {}
+    for name, fn in funcs.items():
+        try:
+            values[name] = fn()
+        except Exception as exc:
+            values[name], errors[name] = float("nan"), " ".join(str(exc).split()) or type(exc).__name__
+    if with_dnsmos:
+        try:
+            d = dnsmos(degraded, sample_rate)
+            values.update(dnsmos_ovrl=d["ovrl"], dnsmos_sig=d["sig"], dnsmos_bak=d["bak"])
+        except Exception as exc:
+            values.update({k: float("nan") for k in DNSMOS_COLUMNS})
+            errors["dnsmos"] = " ".join(str(exc).split()) or type(exc).__name__
+    return values, errors
