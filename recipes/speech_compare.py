@@ -1,0 +1,122 @@
+"""Train every selected method x seed on the same data and budget, evaluate on the held-out real
+speech, and write a comparative report.
+
+    recipes/speech_compare --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
+    recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run
+    recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
+
+Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
+overwrite an existing report unless ``--force``.
+"""
+import argparse
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel": "gumbel", "nsvq": "nsvq",
+               "diveq": "diveq", "diveq_detach": "diveq_detach", "sf_diveq": "sf_diveq",
+               "sf_diveq_detach": "sf_diveq_detach"}
+# Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
+SIZES = {
+    "quickstart": {"conf": "conf/quickstart", "overrides": ["--num_iters", "300", "--valid_freq", "150"]},
+    "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
+                                          "--save_iters", "[]", "--num_workers", "8"]},
+}
+# Ablations the paper cares about: name -> list of (label, method, extra overrides).
+ABLATIONS = {
+    "noise_var": [(f"diveq_var{v}", "diveq", ["--DiVeQDAC.noise_var", v]) for v in ("1e-4", "1e-3", "1e-2")],
+    "replacement": [("diveq_noreplace", "diveq", ["--DiVeQDAC.replace_every", "0"]),
+                    ("diveq_replace", "diveq", [])],
+    "lookup": [("diveq_cosine", "diveq", ["--DiVeQDAC.lookup", "cosine"]),
+               ("diveq_euclidean", "diveq", ["--DiVeQDAC.lookup", "euclidean"])],
+    "residual_mode": [("diveq_stagewise", "diveq", ["--DiVeQDAC.residual_mode", "stagewise"]),
+                      ("diveq_joint", "diveq", ["--DiVeQDAC.residual_mode", "joint"])],
+}
+
+
+def run(cmd: list[str], log: list[str]) -> None:
+    line = " ".join(shlex.quote(str(c)) for c in cmd)
+    log.append(line)
+    print(f"$ {line}", flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+
+
+def finished(save_path: Path, num_iters: int) -> bool:
+    state = save_path / "latest" / "trainer.pth"
+    return state.exists() and torch.load(state, map_location="cpu", weights_only=False)["step"] >= num_iters
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
+    parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--ablation", choices=sorted(ABLATIONS), help="run an ablation instead of --methods")
+    parser.add_argument("--root", type=Path, help="runs folder (default runs/compare/<size>[-<ablation>])")
+    parser.add_argument("--report", type=Path, help="report folder (default reports/speech_compare_<size>...)")
+    parser.add_argument("--test_audio", default="data/speech/test_real")
+    parser.add_argument("--opus_kbps", nargs="*", default=["6", "8", "12"])
+    parser.add_argument("--force", action="store_true", help="overwrite an existing report")
+    args = parser.parse_args(argv)
+
+    size = SIZES[args.size]
+    name = args.size + (f"-{args.ablation}" if args.ablation else "")
+    root = args.root or Path("runs/compare") / name
+    report = args.report or Path("reports") / f"speech_compare_{name.replace('-', '_')}"
+    if (ROOT / report).exists() and not args.force:
+        print(f"error: {report} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    if args.ablation:
+        variants = ABLATIONS[args.ablation]
+    else:
+        unknown = [m for m in args.methods if m not in METHOD_CONF]
+        if unknown:
+            print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
+            return 2
+        variants = [(m, m, []) for m in args.methods]
+    num_iters = int(size["overrides"][size["overrides"].index("--num_iters") + 1])
+
+    log: list[str] = []
+    tic = time.time()
+    run([PY, "scripts/prepare_data.py", "--root", "data"], log)
+    eval_dirs, reference = [], None
+    for label, method, extra in variants:
+        for seed in args.seeds:
+            save_path = root / label / f"seed{seed}"
+            conf = f"{size['conf']}/{METHOD_CONF[method]}.yml"
+            if finished(ROOT / save_path, num_iters):
+                print(f"skip training {save_path}: finished", flush=True)
+            else:
+                run([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path, "--seed", seed,
+                     "--resume", *size["overrides"], *extra], log)
+            eval_dir = save_path / "eval"
+            first = not eval_dirs
+            if not (ROOT / eval_dir / "summary.json").exists():
+                opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
+                run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", args.test_audio,
+                     "--output", eval_dir, *opus], log)
+            eval_dirs.append(eval_dir)
+            if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
+                reference = eval_dir / "opus"  # the Opus reference rows, scored once
+    if reference is not None:
+        eval_dirs.append(reference)
+    commands = ROOT / root / "commands.txt"
+    commands.parent.mkdir(parents=True, exist_ok=True)
+    commands.write_text("\n".join([f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", *log]) + "\n")
+    report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
+                  "--title", f"Speech codec comparison ({name})"]
+    if args.force:
+        report_cmd.append("--force")
+    run(report_cmd, log)
+    print(f"report: {report}/README.md ({time.time() - tic:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
