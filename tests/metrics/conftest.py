@@ -17,7 +17,7 @@ def speech(tmp_path_factory) -> tuple[np.ndarray, int]:
         if sr == 16000 and audio.ndim == 1:
             return audio, sr
     if shutil.which("espeak-ng") is None:
-        pytest.skip("needs data/speech/test_real/arctic_a0007.wav or espeak-ng")
+        pytest.fail("needs data/speech/test_real/arctic_a0007.wav or espeak-ng (apt-get install espeak-ng)")
     from dac_diveq.data.synth import synthesize
     from dac_diveq.data.voices import VoiceSetting
 

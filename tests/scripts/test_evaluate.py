@@ -24,7 +24,7 @@ def _speech(folder: Path) -> None:
             sf.write(folder / f"a{i}.wav", audio[: int(1.5 * sr)], sr)
         return
     if shutil.which("espeak-ng") is None:
-        pytest.skip("needs data/speech/test_real or espeak-ng")
+        pytest.fail("needs data/speech/test_real or espeak-ng (apt-get install espeak-ng)")
     from dac_diveq.data.synth import synthesize
     from dac_diveq.data.voices import VoiceSetting
 
