@@ -68,8 +68,12 @@ _VISQOL: dict = {}
 
 def visqol_mapping() -> str:
     """``"lattice"`` when the deep-lattice speech mapper (C++ ViSQOL's default; needs
-    ``visqol-python[lattice]``) can run here, else ``"polynomial"`` (reads 1-2 MOS points higher)."""
-    from visqol.quality_mapper import has_lattice_runtime
+    ``visqol-python[lattice]``) can run here, ``"polynomial"`` without it (reads 1-2 MOS points
+    higher), ``"unavailable"`` when visqol-python is not installed."""
+    try:
+        from visqol.quality_mapper import has_lattice_runtime
+    except ImportError:
+        return "unavailable"
 
     return "lattice" if has_lattice_runtime() else "polynomial"
 
