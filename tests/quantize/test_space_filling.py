@@ -39,26 +39,25 @@ def test_selected_point_is_the_nearest_dithered_point():
     assert torch.equal(choice.lam, lam[choice.index])
 
 
-def test_sf_diveq_detach_training_output_is_the_dithered_point_on_the_segment():
-    stage = _stage("sf_diveq_detach")
+def _train_output_and_segment(stage):
+    """One training forward, and the segment ends and dithers it chose (replayed with the same seed)."""
     z = torch.randn(N, D)
     torch.manual_seed(5)
     out = stage(z)
     torch.manual_seed(5)
     choice = select_segment(z, stage.codebook.detach(), "euclidean")
     a, b = stage.codebook[choice.index].detach(), stage.codebook[choice.index + 1].detach()
+    return out, choice, a, b
+
+
+def test_sf_diveq_detach_training_output_is_the_dithered_point_on_the_segment():
+    out, choice, a, b = _train_output_and_segment(_stage("sf_diveq_detach"))
     torch.testing.assert_close(out.z_q, (1 - choice.lam) * a + choice.lam * b, atol=1e-5, rtol=1e-5)
     assert _segment_distance(out.z_q.detach(), a, b).max() < 1e-5
 
 
 def test_sf_diveq_training_output_lands_on_the_segment_up_to_the_directional_noise():
-    stage = _stage("sf_diveq", noise_var=1e-6)
-    z = torch.randn(N, D)
-    torch.manual_seed(5)
-    out = stage(z)
-    torch.manual_seed(5)
-    choice = select_segment(z, stage.codebook.detach(), "euclidean")
-    a, b = stage.codebook[choice.index].detach(), stage.codebook[choice.index + 1].detach()
+    out, _, a, b = _train_output_and_segment(_stage("sf_diveq", noise_var=1e-6))
     # Each term is off its direction by at most ~||v||, with v ~ N(0, 1e-6 I): sigma = 1e-3.
     assert _segment_distance(out.z_q.detach(), a, b).max() < 10 * 1e-3
 
