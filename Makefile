@@ -2,7 +2,7 @@ PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-RUN := runs/quickstart/diveq
+RUN := runs/quickstart/diveq/seed0
 WEIGHTS := $(RUN)/best/diveqdac/weights.pth
 
 .PHONY: setup system-deps test quickstart bench
@@ -24,15 +24,18 @@ system-deps:
 test: setup system-deps
 	$(VPY) -m pytest -q tests
 
-# The main job on the embedded data, CPU: prepare speech, train a DiVeQ codec, encode and decode
-# the real test clips, score them. Re-running resumes/skips what is done.
+# The main job on the embedded data, CPU: prepare speech, train a DiVeQ and an STE codec on the
+# same data and budget, evaluate both on the real test clips, encode/decode them with the DiVeQ
+# codec through the CLI, and end with the comparison table. Re-running resumes/skips what is done.
 quickstart: setup system-deps
-	$(VPY) scripts/prepare_data.py --root data
-	$(VPY) scripts/train.py --args.load conf/quickstart/diveq.yml --resume
+	$(VPY) recipes/speech_compare.py --size quickstart --methods diveq ste --seeds 0 --ladder 3 6 12 \
+		--root runs/quickstart --report runs/quickstart/report --force
 	$(VPY) -m dac_diveq encode data/speech/test_real --output $(RUN)/codes --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq decode $(RUN)/codes --output $(RUN)/decoded --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq info $(WEIGHTS)
 	$(VPY) scripts/score_decoded.py data/speech/test_real $(RUN)/decoded
+	@echo "== DiVeQ vs STE (runs/quickstart/report/README.md has the full report) =="
+	@cat runs/quickstart/report/headline.md
 
 bench: setup
 	$(VPY) scripts/bench_quantizer.py

@@ -62,6 +62,8 @@ def main(argv=None) -> int:
     parser.add_argument("--report", type=Path, help="report folder (default reports/speech_compare_<size>...)")
     parser.add_argument("--test_audio", default="data/speech/test_real")
     parser.add_argument("--opus_kbps", nargs="*", default=["6", "8", "12"])
+    parser.add_argument("--ladder", nargs="*", type=int, default=None,
+                        help="numbers of quantizers to evaluate (default: all, 1..N)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report")
     args = parser.parse_args(argv)
 
@@ -99,8 +101,9 @@ def main(argv=None) -> int:
             first = not eval_dirs
             if not (ROOT / eval_dir / "summary.json").exists():
                 opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
+                ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
                 run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", args.test_audio,
-                     "--output", eval_dir, *opus], log)
+                     "--output", eval_dir, *ladder, *opus], log)
             eval_dirs.append(eval_dir)
             if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
                 reference = eval_dir / "opus"  # the Opus reference rows, scored once
@@ -110,7 +113,7 @@ def main(argv=None) -> int:
     commands.parent.mkdir(parents=True, exist_ok=True)
     commands.write_text("\n".join([f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", *log]) + "\n")
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
-                  "--title", f"Speech codec comparison ({name})"]
+                  "--title", f"Speech codec comparison ({name})", "--print-headline"]
     if args.force:
         report_cmd.append("--force")
     run(report_cmd, log)

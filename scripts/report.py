@@ -47,6 +47,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
                         help="text file with the exact commands that produced the runs (embedded verbatim)")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report folder")
+    parser.add_argument("--print-headline", action="store_true",
+                        help="also print the headline (top-bitrate table, verdict summary; always written "
+                             "to headline.md) to stdout")
     return parser.parse_args(argv)
 
 
@@ -85,7 +88,7 @@ def _figures(groups: list[Group], metrics: list[str], out: Path) -> list[str]:
     return parts
 
 
-def build_report(args: argparse.Namespace, argv: Sequence[str]) -> str:
+def build_report(args: argparse.Namespace, argv: Sequence[str]) -> tuple[str, str]:
     """Load the runs, write the figures into ``args.output`` and return the README text.
 
     Args:
@@ -93,7 +96,7 @@ def build_report(args: argparse.Namespace, argv: Sequence[str]) -> str:
         argv: the arguments, for the generation command.
 
     Returns:
-        The Markdown text.
+        (the Markdown text, a headline: the table at the highest bitrate and the verdict summary).
 
     Raises:
         ValueError: no run found.
@@ -127,6 +130,8 @@ def build_report(args: argparse.Namespace, argv: Sequence[str]) -> str:
              "The exact Wilcoxon p cannot go below 2/2^n (0.031 for n = 6), so with few pairs it may stay "
              "above α while the t-test does not.\n"]
     parts += ["## Results per bitrate\n", markdown.results_tables(groups, metrics)]
+    top = max((int(s) for g in codec for s in g.settings()), default=None)
+    headline = [markdown.results_tables(groups, metrics, only=[top])] if top is not None else []
     parts.append("## Paired comparisons against baselines\n")
     if not baselines:
         parts.append("No baseline run present (looked for: "
@@ -136,6 +141,7 @@ def build_report(args: argparse.Namespace, argv: Sequence[str]) -> str:
         summary = markdown.verdict_summary(records)
         if summary:
             parts.append("Summary (Holm-adjusted verdicts):\n\n" + summary)
+            headline.append("Paired comparisons, Holm-adjusted verdicts:\n\n" + summary)
         parts.append(text)
     if any(g.is_reference for g in groups):
         parts.append("Reference codecs are not in the paired comparisons (their bitrates differ from the DAC's).\n")
@@ -154,7 +160,7 @@ def build_report(args: argparse.Namespace, argv: Sequence[str]) -> str:
     parts.append("\n### This report\n")
     parts.append(markdown.code_block(shlex.join([sys.executable, "scripts/report.py", *argv])))
     parts.append(f"Generated {now}.\n")
-    return "\n".join(parts)
+    return "\n".join(parts), "\n".join(headline)
 
 
 def _mean(group: Group, key: str) -> float:
@@ -182,14 +188,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"error: --commands {args.commands}: no such file", file=sys.stderr)
         return 2
     if out.is_dir():
-        for stale in [out / "README.md", *out.glob("*.png")]:
+        for stale in [out / "README.md", out / "headline.md", *out.glob("*.png")]:
             stale.unlink(missing_ok=True)
     try:
-        text = build_report(args, argv)
+        text, headline = build_report(args, argv)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     (out / "README.md").write_text(text)
+    (out / "headline.md").write_text(headline + "\n")
+    if args.print_headline:
+        print(headline)
     print(f"wrote {out / 'README.md'}")
     return 0
 

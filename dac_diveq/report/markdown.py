@@ -58,7 +58,8 @@ def _nearest(settings: Sequence[int], rates: dict[int, float], bitrate: float) -
     return min(finite, key=lambda s: abs(rates[s] - bitrate)) if finite else None
 
 
-def results_tables(groups: Sequence[Group], metrics: Sequence[str]) -> str:
+def results_tables(groups: Sequence[Group], metrics: Sequence[str],
+                   only: Optional[Sequence[int]] = None) -> str:
     """One table per number of quantizers: methods x metrics, "mean ± 95% CI half-width".
 
     Reference codecs (Opus) are added, in italics and outside the bold ranking, to the table
@@ -67,6 +68,7 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str]) -> str:
     Args:
         groups: method groups.
         metrics: metric columns to show.
+        only: restrict the tables to these numbers of quantizers (default: all).
 
     Returns:
         Markdown text.
@@ -82,6 +84,8 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str]) -> str:
                     references.setdefault(target, []).append((group, setting))
     out = []
     for setting in settings:
+        if only is not None and setting not in only:
+            continue
         out.append(f"### {setting} quantizers ({fmt(rates[setting], 2)} kbps)\n")
         codec = [g for g in groups if not g.is_reference and setting in g.settings()]
         cis = {g.label: {m: mean_ci(g.pooled(setting, m)) for m in metrics} for g in codec}

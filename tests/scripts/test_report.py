@@ -129,3 +129,18 @@ def test_glob_baseline_missing_and_no_runs(runs, tmp_path, capsys):
     assert "Baselines not among the runs (skipped): rotation." in text
     assert report.main(["--runs-glob", str(tmp_path / "nothing*"), "--output", str(tmp_path / "r3")]) == 2
     assert "no eval folder" in capsys.readouterr().err
+
+
+def test_headline_is_top_bitrate_table_and_verdicts(runs, tmp_path, capsys):
+    report = load_script()
+    out = tmp_path / "report"
+    assert report.main(["--runs", *map(str, runs), "--output", str(out), "--print-headline"]) == 0
+    printed = capsys.readouterr().out
+    headline = (out / "headline.md").read_text()
+    assert headline.strip() in printed
+    assert "### 12 quantizers (6.00 kbps)" in headline and "### 4 quantizers" not in headline
+    assert "| diveq | 2 × 3 |" in headline and "*opus @ 6.00 kbps (reference)*" in headline
+    assert "**diveq vs ste**" in headline and "better" in headline
+    # without the flag the headline is written but not printed
+    assert report.main(["--runs", *map(str, runs), "--output", str(out), "--force"]) == 0
+    assert "### 12 quantizers" not in capsys.readouterr().out and (out / "headline.md").is_file()
