@@ -14,6 +14,10 @@ METRIC_LABELS: dict[str, tuple[str, str]] = {
     "dnsmos_ovrl": ("DNSMOS OVRL", "MOS, 1-5"),
     "dnsmos_sig": ("DNSMOS SIG", "MOS, 1-5"),
     "dnsmos_bak": ("DNSMOS BAK", "MOS, 1-5"),
+    "psnr": ("PSNR", "dB"),
+    "ssim": ("SSIM", "0-1"),
+    "lpips": ("LPIPS (VGG16)", "lower is better"),
+    "fid": ("FID", "lower is better"),
 }
 
 

@@ -8,7 +8,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dac_diveq.report import labels
-from dac_diveq.report.runs import Group, higher_is_better, paired_values
+from dac_diveq.report.runs import Domain, Group, Run, common_domain, higher_is_better, paired_values
 from dac_diveq.report.stats import holm, mean_ci, paired_comparison, verdict
 
 
@@ -43,6 +43,35 @@ def fmt_p(p: float) -> str:
     return "<1e-6" if p < 1e-6 else f"{p:.3g}"
 
 
+def domain_of(groups: Sequence[Group]) -> Domain:
+    """The domain shared by every run of the groups.
+
+    Args:
+        groups: method groups.
+
+    Returns:
+        The Domain (SPEECH when there are no runs).
+
+    Raises:
+        ValueError: the runs mix domains.
+    """
+    return common_domain(run for g in groups for run in g.runs)
+
+
+def setting_heading(domain: Domain, setting: int, rate: float) -> str:
+    """A setting in words, e.g. "12 quantizers (6.00 kbps)" or "8 bits per code (0.0312 bpp)".
+
+    Args:
+        domain: the runs' domain.
+        setting: n_quantizers or bits per code.
+        rate: the mean rate at that setting.
+
+    Returns:
+        The text.
+    """
+    return f"{setting} {domain.setting_words} ({fmt(rate, domain.rate_digits)} {domain.rate_unit})"
+
+
 def _codec_settings(groups: Sequence[Group]) -> list[int]:
     return sorted({int(s) for g in groups if not g.is_reference for s in g.settings()})
 
@@ -60,19 +89,21 @@ def _nearest(settings: Sequence[int], rates: dict[int, float], bitrate: float) -
 
 def results_tables(groups: Sequence[Group], metrics: Sequence[str],
                    only: Optional[Sequence[int]] = None) -> str:
-    """One table per number of quantizers: methods x metrics, "mean ± 95% CI half-width".
+    """One table per setting (number of quantizers, or bits per code): methods x metrics,
+    "mean ± 95% CI half-width".
 
     Reference codecs (Opus) are added, in italics and outside the bold ranking, to the table
-    whose bitrate is nearest to theirs.
+    whose rate is nearest to theirs.
 
     Args:
         groups: method groups.
         metrics: metric columns to show.
-        only: restrict the tables to these numbers of quantizers (default: all).
+        only: restrict the tables to these settings (default: all).
 
     Returns:
         Markdown text.
     """
+    domain = domain_of(groups)
     settings = _codec_settings(groups)
     rates = {s: _setting_bitrate(groups, s) for s in settings}
     references: dict[int, list[tuple[Group, float]]] = {}
@@ -86,7 +117,7 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str],
     for setting in settings:
         if only is not None and setting not in only:
             continue
-        out.append(f"### {setting} quantizers ({fmt(rates[setting], 2)} kbps)\n")
+        out.append(f"### {setting_heading(domain, setting, rates[setting])}\n")
         codec = [g for g in groups if not g.is_reference and setting in g.settings()]
         cis = {g.label: {m: mean_ci(g.pooled(setting, m)) for m in metrics} for g in codec}
         best = {}
@@ -96,18 +127,21 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str],
                 best[m] = (max if higher_is_better(m) else min)(means)[0]
         rows = []
         for g in codec:
+            n_runs = len(g.runs_at(setting))
             n_files = len({f for run in g.runs for f in run.values(setting, metrics[0] if metrics else "")})
-            row: list[Any] = [g.label, f"{len(g.runs)} × {n_files}"]
+            row: list[Any] = [g.label, f"{n_runs} × {n_files}"]
             for m in metrics:
                 ci = cis[g.label][m]
-                text = _ci_text(ci, len(g.runs) * n_files)
+                text = _ci_text(ci, n_runs * n_files)
                 row.append(f"**{text}**" if m in best and ci.mean == best[m] else text)
             rows.append(row)
         for group, ref_setting in references.get(setting, []):
             n_files = len({f for run in group.runs for f in run.values(ref_setting, metrics[0] if metrics else "")})
-            row = [f"*{group.label} @ {fmt(group.bitrate(ref_setting), 2)} kbps (reference)*",
-                   f"{len(group.runs)} × {n_files}"]
-            row += [f"*{_ci_text(mean_ci(group.pooled(ref_setting, m)), len(group.runs) * n_files)}*" for m in metrics]
+            rate = f"{fmt(group.bitrate(ref_setting), domain.rate_digits)} {domain.rate_unit}"
+            row = [f"*{group.label} @ {rate} (reference)*",
+                   f"{len(group.runs_at(ref_setting))} × {n_files}"]
+            expected = len(group.runs_at(ref_setting)) * n_files
+            row += [f"*{_ci_text(mean_ci(group.pooled(ref_setting, m)), expected)}*" for m in metrics]
             rows.append(row)
         header = ["method", "seeds × files"] + [
             f"{labels.name(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
@@ -124,10 +158,10 @@ def _ci_text(ci, expected_n: int) -> str:
 
 def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequence[str],
                 alpha: float = 0.05) -> tuple[str, list[dict[str, Any]]]:
-    """Paired comparisons of every codec method against each baseline, per number of quantizers.
+    """Paired comparisons of every codec method against each baseline, per setting.
 
     Holm correction is applied to the paired t-test p-values within each table (one baseline,
-    one number of quantizers: every method × metric); the verdict uses the Holm-adjusted p.
+    one setting: every method × metric); the verdict uses the Holm-adjusted p.
 
     Args:
         groups: method groups.
@@ -138,6 +172,7 @@ def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequ
     Returns:
         (Markdown text, one dict per comparison for programmatic use).
     """
+    domain = domain_of(groups)
     by_label = {g.label: g for g in groups}
     codec = [g for g in groups if not g.is_reference]
     out: list[str] = []
@@ -170,18 +205,19 @@ def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequ
             records += recs
             if not rows:
                 continue
-            out.append(f"### vs {base_label}, {setting} quantizers ({fmt(_setting_bitrate(groups, setting), 2)} kbps)\n")
+            out.append(f"### vs {base_label}, {setting_heading(domain, setting, _setting_bitrate(groups, setting))}\n")
             out.append(table(["method", "metric", "n pairs", "pairing", "mean diff (method − baseline)",
                               "95% CI of diff", "p (paired t)", "p (Wilcoxon)", "p (t, Holm)", "verdict"], rows))
     return "\n".join(out), records
 
 
-def verdict_summary(records: Sequence[dict[str, Any]]) -> str:
-    """Bullet list: per baseline and method, how many metric × bitrate comparisons were
+def verdict_summary(records: Sequence[dict[str, Any]], setting_noun: str = "bitrate") -> str:
+    """Bullet list: per baseline and method, how many metric × setting comparisons were
     significantly better / worse / not different.
 
     Args:
         records: the second return value of :func:`comparisons`.
+        setting_noun: the domain's word for a setting (``Domain.setting_noun``).
 
     Returns:
         Markdown text ("" when there are no records).
@@ -194,8 +230,52 @@ def verdict_summary(records: Sequence[dict[str, Any]]) -> str:
     lines = []
     for (base, method), c in counts.items():
         parts = ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
-        lines.append(f"- **{method} vs {base}**: {parts} (out of {sum(c.values())} metric × bitrate comparisons).")
+        lines.append(f"- **{method} vs {base}**: {parts} (out of {sum(c.values())} metric × {setting_noun} comparisons).")
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def summary_value(run: Run, setting: int, key: str) -> float:
+    """A dataset-level metric (e.g. FID) of one run at one setting, from ``summary.json``.
+
+    Args:
+        run: a loaded Run.
+        setting: the setting.
+        key: the summary key, e.g. "fid".
+
+    Returns:
+        ``summary["by_setting"][str(setting)][key]`` if numeric, else ``summary[key]`` when the
+        run has that single setting, else NaN.
+    """
+    per_setting = (run.summary.get("by_setting") or {}).get(str(setting)) or {}
+    value = per_setting.get(key) if isinstance(per_setting, dict) else None
+    if value is None and run.settings() == [setting]:
+        value = run.summary.get(key)
+    return float(value) if isinstance(value, (int, float)) else math.nan
+
+
+def summary_metric_table(groups: Sequence[Group], keys: Sequence[str]) -> str:
+    """One table of dataset-level metrics (one value per run, e.g. FID): mean ± 95% CI over seeds.
+
+    Args:
+        groups: method groups.
+        keys: summary keys of the metrics.
+
+    Returns:
+        Markdown text ("" when no run has any of them).
+    """
+    domain = domain_of(groups)
+    keys = [k for k in keys if any(math.isfinite(summary_value(r, s, k)) for g in groups
+                                   for r in g.runs for s in r.settings())]
+    rows = []
+    for setting in _codec_settings(groups) if keys else []:
+        for g in [g for g in groups if not g.is_reference and setting in g.settings()]:
+            cis = [mean_ci([summary_value(r, setting, k) for r in g.runs_at(setting)]) for k in keys]
+            rows.append([g.label, setting_heading(domain, setting, _setting_bitrate(groups, setting)),
+                         max(c.n for c in cis), *(_ci_text(c, c.n) for c in cis)])
+    if not rows:
+        return ""
+    header = ["method", "setting", "seeds"] + [f"{labels.name(k)} {'↑' if higher_is_better(k) else '↓'}" for k in keys]
+    return table(header, rows)
 
 
 def image(title: str, path: Path, root: Path) -> str:
@@ -206,12 +286,16 @@ def image(title: str, path: Path, root: Path) -> str:
 def provenance(groups: Sequence[Group]) -> str:
     """Table of every run: what produced it and where.
 
+    The last columns are the domain's extras (``Domain.provenance``): the ViSQOL mapping for
+    speech; the codebook size and the LPIPS and FID Inception weights used for images.
+
     Args:
         groups: method groups.
 
     Returns:
         Markdown text.
     """
+    extras = domain_of(groups).provenance
     rows = []
     for g in groups:
         for run in g.runs:
@@ -224,9 +308,9 @@ def provenance(groups: Sequence[Group]) -> str:
                          f"`{s.get('weights', 'n/a')}`", f"`{run.eval_dir}`", s.get("commit") or "n/a",
                          s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
                          fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
-                         len(s.get("files") or []), failed_text, s.get("visqol_mapping", "n/a")])
+                         len(s.get("files") or []), failed_text, *(s.get(key, "n/a") for key, _ in extras)])
     return table(["method", "seed", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
-                  "device", "torch", "wall time (s)", "files", "failed", "ViSQOL mapping"], rows)
+                  "device", "torch", "wall time (s)", "files", "failed", *(title for _, title in extras)], rows)
 
 
 def code_block(text: str) -> str:

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dac_diveq.report import labels  # noqa: E402
-from dac_diveq.report.runs import Group  # noqa: E402
+from dac_diveq.report.runs import Group, common_domain  # noqa: E402
 from dac_diveq.report.stats import mean_ci  # noqa: E402
 from dac_diveq.report.tensorboard import Curve  # noqa: E402
 
@@ -33,9 +33,10 @@ def _colors(n: int) -> list:
 
 
 def metric_vs_bitrate(groups: Sequence[Group], metric: str, path: Path) -> Path:
-    """Mean metric vs bitrate per method, 95% t-interval error bars; references dashed.
+    """Mean metric vs rate (bitrate in kbps, or bits per pixel) per method, 95% t-interval error
+    bars; references dashed.
 
-    Each method's points are shifted by about 1% in bitrate so that error bars do not overlap.
+    Each method's points are shifted by about 1% in rate so that error bars do not overlap.
 
     Args:
         groups: method groups (reference codecs included).
@@ -45,6 +46,7 @@ def metric_vs_bitrate(groups: Sequence[Group], metric: str, path: Path) -> Path:
     Returns:
         ``path``.
     """
+    domain = common_domain(run for g in groups for run in g.runs)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for j, (group, color) in enumerate(zip(groups, _colors(len(groups)))):
         dodge = 1 + 0.012 * (j - (len(groups) - 1) / 2)  # keeps overlapping error bars apart
@@ -59,19 +61,37 @@ def metric_vs_bitrate(groups: Sequence[Group], metric: str, path: Path) -> Path:
         style = dict(linestyle="--", marker="s") if group.is_reference else dict(linestyle="-", marker="o")
         label = f"{group.label} (reference)" if group.is_reference else group.label
         ax.errorbar(x, y, yerr=err, capsize=3, color=color, label=label, **style)
-    ax.set_title(f"{labels.name(metric)} vs bitrate (mean, 95% CI)")
-    ax.set_xlabel("Bitrate (kbps; methods offset ~1% for legibility)")
+    ax.set_title(f"{labels.name(metric)} vs {domain.rate_name} (mean, 95% CI)")
+    ax.set_xlabel(f"{domain.rate_name.capitalize()} ({domain.rate_unit}; methods offset ~1% for legibility)")
     ax.set_ylabel(labels.axis_label(metric))
     ax.grid(True, alpha=0.4)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
+def _stage_positions(series: Sequence[tuple[str, dict]]) -> tuple[dict, list[str], str]:
+    """x positions, tick labels and axis label of the codebook bars.
+
+    Args:
+        series: (label, bar key -> values); a key is a stage (int) or (setting, stage).
+
+    Returns:
+        (key -> x, tick labels in x order, x axis label).
+    """
+    keys = sorted({k for _, per_key in series for k in per_key})
+    if all(isinstance(k, int) for k in keys):
+        return {k: k for k in keys}, [str(k) for k in keys], "Quantizer stage"
+    if all(stage == 0 for _, stage in keys):
+        return {k: i for i, k in enumerate(keys)}, [str(s) for s, _ in keys], "Bits per code"
+    return {k: i for i, k in enumerate(keys)}, [f"{s}/{t}" for s, t in keys], "Bits per code / quantizer stage"
+
+
 def codebook_stages(groups: Sequence[Group], key: str, ylabel: str, title: str, path: Path) -> Path:
     """Grouped bars of a per-stage codebook statistic, one bar per method per stage.
 
     The bar is the mean over the group's runs; the error bar the 95% interval over runs
-    (shown when a group has at least two runs with the statistic).
+    (shown when a group has at least two runs with the statistic). For image runs
+    (``Domain.setting_per_run``) a bar is one (bits per code, stage) pair.
 
     Args:
         groups: method groups (reference codecs have no codebook and are skipped).
@@ -83,31 +103,35 @@ def codebook_stages(groups: Sequence[Group], key: str, ylabel: str, title: str, 
     Returns:
         ``path``.
     """
+    by_setting = common_domain(run for g in groups for run in g.runs).setting_per_run
     series = []
     for group in groups:
-        per_stage: dict[int, list[float]] = {}
+        per_stage: dict = {}
         for run in group.runs:
-            for i, stage in enumerate(run.summary.get("codebook", {}).get("stages", []) or []):
+            for i, stage in enumerate((run.summary.get("codebook") or {}).get("stages", []) or []):
                 if stage.get(key) is not None:
-                    per_stage.setdefault(int(stage.get("stage", i)), []).append(float(stage[key]))
+                    bar = int(stage.get("stage", i))
+                    bar_key = (int(max(run.settings(), default=0)), bar) if by_setting else bar
+                    per_stage.setdefault(bar_key, []).append(float(stage[key]))
         if per_stage:
             series.append((group.label, per_stage))
+    positions, ticks, xlabel = _stage_positions(series)
     fig, ax = plt.subplots(figsize=(max(7, 0.35 * max((len(s) for _, s in series), default=1) * max(len(series), 1)), 4.5))
     width = 0.8 / max(len(series), 1)
     for j, ((label, per_stage), color) in enumerate(zip(series, _colors(len(series)))):
         stages = sorted(per_stage)
         cis = [mean_ci(per_stage[s]) for s in stages]
         err = [0.0 if math.isnan(c.half_width) else c.half_width for c in cis]
-        ax.bar(np.array(stages) + (j - (len(series) - 1) / 2) * width, [c.mean for c in cis], width,
+        x = np.array([positions[s] for s in stages], dtype=float)
+        ax.bar(x + (j - (len(series) - 1) / 2) * width, [c.mean for c in cis], width,
                yerr=err, capsize=2, color=color, label=label)
     if series:
-        all_stages = sorted({s for _, ps in series for s in ps})
-        ax.set_xticks(all_stages)
+        ax.set_xticks(sorted(positions.values()), ticks)
         ax.legend(fontsize=8)
     else:
         ax.text(0.5, 0.5, "no codebook statistics in the runs", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)
-    ax.set_xlabel("Quantizer stage")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.4)
     return _save(fig, path)

@@ -1,8 +1,13 @@
 """Load evaluated runs (``<save_path>/eval/{per_file.csv,summary.json}``) without pandas.
 
-A *group* is every run of one method variant (typically several seeds); a *setting* is a
-number of quantizers for codec runs, or a bitrate in kbps for reference codecs (Opus), whose
-rows all have ``n_quantizers == 0``.
+A *group* is every run of one method variant (typically several seeds). Runs belong to a
+:class:`Domain`:
+
+- speech (DAC): columns ``n_quantizers, bitrate_kbps``; a *setting* is a number of quantizers
+  for codec runs, or a bitrate in kbps for reference codecs (Opus), whose rows all have
+  ``n_quantizers == 0``; the *rate* is the bitrate in kbps.
+- image (VQ-VAE): columns ``bits, bpp``; a *setting* is the bits per code index (log2 of the
+  codebook size); the *rate* is bits per pixel.
 """
 from __future__ import annotations
 
@@ -16,13 +21,83 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-#: Metric columns in display order.
+#: Metric columns in display order (speech, then image).
 METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
-           "stft_distance", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
+           "stft_distance", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "psnr", "ssim", "lpips", "fid")
 #: Metrics where a lower value is better; every other metric is higher-is-better.
-LOWER_IS_BETTER = frozenset({"mel_distance", "stft_distance"})
+LOWER_IS_BETTER = frozenset({"mel_distance", "stft_distance", "lpips", "fid"})
 #: Methods that are reference codecs rather than quantizers of the DAC model.
 REFERENCE_METHODS = frozenset({"opus"})
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What a setting and a rate are for one kind of run, and the words the report uses.
+
+    Attributes:
+        name: ``summary["domain"]`` value, e.g. "speech".
+        setting_column: CSV column of the setting (an integer).
+        rate_column: CSV column of the rate.
+        setting_words: plural noun after the setting number in headings, e.g. "quantizers".
+        rate_unit: unit of the rate, e.g. "kbps".
+        rate_name: the rate in words, for titles and axes, e.g. "bitrate".
+        rate_slug: the rate in figure file names, e.g. "bitrate".
+        rate_digits: decimals of the rate in headings.
+        setting_noun: what one table / comparison is per, in running text, e.g. "bitrate".
+        title: default report title.
+        always_metrics: metrics shown (as n/a) even when their column is entirely empty.
+        provenance: extra (summary key, column title) pairs of the provenance table.
+        setting_per_run: each run has one setting (image: one codebook size per model), so
+            codebook statistics and training curves are shown per (method, setting).
+    """
+
+    name: str
+    setting_column: str
+    rate_column: str
+    setting_words: str
+    rate_unit: str
+    rate_name: str
+    rate_slug: str
+    rate_digits: int
+    setting_noun: str
+    title: str
+    always_metrics: tuple[str, ...] = ()
+    provenance: tuple[tuple[str, str], ...] = ()
+    setting_per_run: bool = False
+
+
+SPEECH = Domain("speech", "n_quantizers", "bitrate_kbps", "quantizers", "kbps", "bitrate", "bitrate", 2,
+                "bitrate", "DAC quantizer evaluation", provenance=(("visqol_mapping", "ViSQOL mapping"),))
+IMAGE = Domain("image", "bits", "bpp", "bits per code", "bpp", "bits per pixel", "bpp", 4,
+               "bits-per-code setting", "Image VQ-VAE quantizer evaluation", always_metrics=("lpips",),
+               provenance=(("codebook_size", "codebook size"), ("lpips_weights", "LPIPS weights"),
+                           ("inception_weights", "Inception weights (FID)")),
+               setting_per_run=True)
+#: summary["domain"] -> Domain.
+DOMAINS = {d.name: d for d in (SPEECH, IMAGE)}
+
+
+def detect_domain(summary: dict[str, Any], columns: Sequence[str]) -> Domain:
+    """The domain of a run: ``summary["domain"]``, else guessed from the CSV header.
+
+    Args:
+        summary: the parsed ``summary.json``.
+        columns: the ``per_file.csv`` header.
+
+    Returns:
+        IMAGE when the summary says so, or (no "domain" key) when the header has ``bits`` but
+        no ``n_quantizers``; SPEECH otherwise.
+
+    Raises:
+        ValueError: an unknown ``summary["domain"]``.
+    """
+    name = summary.get("domain")
+    if name is None:
+        image = IMAGE.setting_column in columns and SPEECH.setting_column not in columns
+        return IMAGE if image else SPEECH
+    if str(name) not in DOMAINS:
+        raise ValueError(f"unknown domain {name!r} in summary.json; expected one of {sorted(DOMAINS)}")
+    return DOMAINS[str(name)]
 
 
 def higher_is_better(metric: str) -> bool:
@@ -53,15 +128,17 @@ class Run:
     Attributes:
         eval_dir: the folder holding ``per_file.csv`` and ``summary.json``.
         summary: the parsed ``summary.json``.
-        rows: one dict per CSV row: ``file`` (str), ``n_quantizers`` (int), ``bitrate_kbps``
-            and every metric (float, NaN where empty).
+        rows: one dict per CSV row: ``file`` (str), the domain's setting column (int), its
+            rate column and every metric (float, NaN where empty).
         metrics: the metric columns present in the CSV, in display order.
+        domain: speech or image.
     """
 
     eval_dir: Path
     summary: dict[str, Any]
     rows: list[dict[str, Any]]
     metrics: list[str]
+    domain: Domain = SPEECH
 
     @property
     def method(self) -> str:
@@ -101,9 +178,12 @@ class Run:
             row: one of ``self.rows``.
 
         Returns:
-            The bitrate (rounded to 1e-3 kbps) for a reference codec, else n_quantizers.
+            The rate (rounded to 1e-3) for a reference codec, else the setting column
+            (n_quantizers or bits).
         """
-        return round(float(row["bitrate_kbps"]), 3) if self.is_reference else int(row["n_quantizers"])
+        if self.is_reference:
+            return round(float(row[self.domain.rate_column]), 3)
+        return int(row[self.domain.setting_column])
 
     def settings(self) -> list[float]:
         """Sorted distinct settings of the run."""
@@ -113,7 +193,7 @@ class Run:
         """Per-file values of one metric at one setting.
 
         Args:
-            setting: n_quantizers (codec) or bitrate (reference).
+            setting: n_quantizers or bits (codec), or bitrate (reference).
             metric: a metric column.
 
         Returns:
@@ -122,8 +202,8 @@ class Run:
         return {r["file"]: float(r.get(metric, math.nan)) for r in self.rows if self.setting(r) == setting}
 
     def bitrate(self, setting: float) -> float:
-        """Mean bitrate in kbps of the rows at ``setting``."""
-        rates = [r["bitrate_kbps"] for r in self.rows if self.setting(r) == setting]
+        """Mean rate (kbps or bpp, see ``domain``) of the rows at ``setting``."""
+        rates = [r[self.domain.rate_column] for r in self.rows if self.setting(r) == setting]
         return float(np.nanmean(rates)) if rates else math.nan
 
 
@@ -138,24 +218,50 @@ def load_run(eval_dir: Path | str) -> Run:
 
     Raises:
         FileNotFoundError: a file is missing.
-        ValueError: the CSV lacks a required column.
+        ValueError: the CSV lacks a required column of its domain, or the domain is unknown.
     """
     eval_dir = Path(eval_dir)
     summary = json.loads((eval_dir / "summary.json").read_text())
     with open(eval_dir / "per_file.csv", newline="") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
-        missing = {"file", "n_quantizers", "bitrate_kbps"} - set(columns)
+        domain = detect_domain(summary, columns)
+        setting, rate = domain.setting_column, domain.rate_column
+        missing = {"file", setting, rate} - set(columns)
         if missing:
-            raise ValueError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)}")
+            raise ValueError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)} "
+                             f"({domain.name} run)")
         metrics = [m for m in METRICS if m in columns]
         rows = []
         for raw in reader:
-            row: dict[str, Any] = {"file": raw["file"], "n_quantizers": int(float(raw["n_quantizers"])),
-                                   "bitrate_kbps": _number(raw["bitrate_kbps"])}
+            row: dict[str, Any] = {"file": raw["file"], setting: int(float(raw[setting])),
+                                   rate: _number(raw[rate])}
             row.update({m: _number(raw.get(m)) for m in metrics})
             rows.append(row)
-    return Run(eval_dir, summary, rows, metrics)
+    return Run(eval_dir, summary, rows, metrics, domain)
+
+
+def common_domain(runs: Iterable[Run]) -> Domain:
+    """The one domain shared by all runs.
+
+    Args:
+        runs: loaded runs.
+
+    Returns:
+        Their domain (SPEECH when there are none).
+
+    Raises:
+        ValueError: the runs mix domains (one line naming an example run of each).
+    """
+    examples: dict[str, Run] = {}
+    counts: dict[str, int] = {}
+    for run in runs:
+        examples.setdefault(run.domain.name, run)
+        counts[run.domain.name] = counts.get(run.domain.name, 0) + 1
+    if len(examples) > 1:
+        parts = [f"{name} ({counts[name]} runs, e.g. {run.eval_dir})" for name, run in examples.items()]
+        raise ValueError("runs mix domains: " + " and ".join(parts) + "; report them separately")
+    return next(iter(examples.values())).domain if examples else SPEECH
 
 
 def find_run_dirs(paths: Sequence[str] = (), patterns: Sequence[str] = ()) -> list[Path]:
@@ -198,6 +304,11 @@ class Group:
         """True for a reference codec."""
         return bool(self.runs) and self.runs[0].is_reference
 
+    @property
+    def domain(self) -> Domain:
+        """The runs' domain (see :func:`common_domain`)."""
+        return common_domain(self.runs)
+
     def settings(self) -> list[float]:
         """Sorted union of the runs' settings."""
         return sorted({s for run in self.runs for s in run.settings()})
@@ -207,10 +318,30 @@ class Group:
         present = {m for run in self.runs for m in run.metrics}
         return [m for m in METRICS if m in present]
 
-    def seed_keys(self) -> list[tuple[Any, Run]]:
-        """(key, run) pairs: the seed, or a unique placeholder for a run without one."""
+    def runs_at(self, setting: Optional[float] = None) -> list[Run]:
+        """The runs that have ``setting`` (all runs when None).
+
+        An image group has one run per (bits, seed), so only some of its runs have a setting.
+
+        Args:
+            setting: a setting, or None.
+
+        Returns:
+            The runs, in order.
+        """
+        return [run for run in self.runs if setting is None or setting in run.settings()]
+
+    def seed_keys(self, setting: Optional[float] = None) -> list[tuple[Any, Run]]:
+        """(key, run) pairs: the seed, or a unique placeholder for a run without one.
+
+        Args:
+            setting: only the runs that have this setting (default: all runs).
+
+        Returns:
+            The pairs, in run order.
+        """
         keys, seen = [], set()
-        for i, run in enumerate(self.runs):
+        for i, run in enumerate(self.runs_at(setting)):
             key: Any = run.seed if run.seed is not None else f"run{i}"
             if key in seen:
                 key = f"{key}#{i}"
@@ -220,14 +351,14 @@ class Group:
 
     def table(self, setting: float, metric: str) -> dict[Any, dict[str, float]]:
         """seed key -> file -> value at ``setting``."""
-        return {key: run.values(setting, metric) for key, run in self.seed_keys()}
+        return {key: run.values(setting, metric) for key, run in self.seed_keys(setting)}
 
     def pooled(self, setting: float, metric: str) -> list[float]:
         """Values over files x seeds at ``setting`` (NaNs included)."""
         return [v for per_file in self.table(setting, metric).values() for v in per_file.values()]
 
     def bitrate(self, setting: float) -> float:
-        """Mean bitrate in kbps at ``setting`` over the runs."""
+        """Mean rate (kbps or bpp) at ``setting`` over the runs."""
         rates = [run.bitrate(setting) for run in self.runs if setting in run.settings()]
         return float(np.nanmean(rates)) if rates else math.nan
 
@@ -270,7 +401,7 @@ def paired_values(method: Group, baseline: Group, setting: float,
     Args:
         method: the compared group.
         baseline: the baseline group.
-        setting: n_quantizers.
+        setting: n_quantizers (speech) or bits per code (image).
         metric: a metric column.
 
     Returns:
