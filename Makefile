@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 RUN := runs/quickstart/diveq/seed0
 WEIGHTS := $(RUN)/best/diveqdac/weights.pth
 
-.PHONY: setup system-deps test quickstart bench
+.PHONY: setup system-deps test quickstart image-quickstart bench
 
 setup: $(STAMP)
 
@@ -36,6 +36,12 @@ quickstart: setup system-deps
 	$(VPY) scripts/score_decoded.py data/speech/test_real $(RUN)/decoded
 	@echo "== DiVeQ vs STE (runs/quickstart/report/README.md has the full report) =="
 	@cat runs/quickstart/report/headline.md
+
+# The image track on CPU: a small VQ-VAE trained with DiVeQ and with STE (64 codewords) on crops
+# of scikit-image's photographs, evaluated on held-out photographs; ends with the PSNR/SSIM table.
+image-quickstart: setup
+	$(VPY) recipes/image_compare.py --size quickstart --methods diveq ste --bits 6 --seeds 0 \
+		--root runs/image/quickstart --report runs/image/quickstart/report --force
 
 bench: setup
 	$(VPY) scripts/bench_quantizer.py

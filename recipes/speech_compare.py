@@ -9,19 +9,13 @@ Re-running skips finished trainings and evaluations (it resumes interrupted ones
 overwrite an existing report unless ``--force``.
 """
 import argparse
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from common import METHOD_CONF, ROOT, finished, run, write_commands
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
-METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel": "gumbel", "nsvq": "nsvq",
-               "diveq": "diveq", "diveq_detach": "diveq_detach", "sf_diveq": "sf_diveq",
-               "sf_diveq_detach": "sf_diveq_detach"}
 # Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
 SIZES = {
     "quickstart": {"conf": "conf/quickstart", "overrides": ["--num_iters", "300", "--valid_freq", "150"]},
@@ -38,18 +32,6 @@ ABLATIONS = {
     "residual_mode": [("diveq_stagewise", "diveq", ["--DiVeQDAC.residual_mode", "stagewise"]),
                       ("diveq_joint", "diveq", ["--DiVeQDAC.residual_mode", "joint"])],
 }
-
-
-def run(cmd: list[str], log: list[str]) -> None:
-    line = " ".join(shlex.quote(str(c)) for c in cmd)
-    log.append(line)
-    print(f"$ {line}", flush=True)
-    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
-
-
-def finished(save_path: Path, num_iters: int) -> bool:
-    state = save_path / "latest" / "trainer.pth"
-    return state.exists() and torch.load(state, map_location="cpu", weights_only=False)["step"] >= num_iters
 
 
 def main(argv=None) -> int:
@@ -109,9 +91,8 @@ def main(argv=None) -> int:
                 reference = eval_dir / "opus"  # the Opus reference rows, scored once
     if reference is not None:
         eval_dirs.append(reference)
-    commands = ROOT / root / "commands.txt"
-    commands.parent.mkdir(parents=True, exist_ok=True)
-    commands.write_text("\n".join([f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", *log]) + "\n")
+    commands = write_commands(ROOT / root / "commands.txt",
+                              f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", log)
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
                   "--title", f"Speech codec comparison ({name})", "--print-headline"]
     if args.force:

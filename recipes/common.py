@@ -1,0 +1,33 @@
+"""Steps the comparison recipes share: run a logged command, tell whether a training finished."""
+import shlex
+import subprocess
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Recipe method names -> conf file stems (``rt`` is the rotation trick).
+METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel": "gumbel", "nsvq": "nsvq",
+               "diveq": "diveq", "diveq_detach": "diveq_detach", "sf_diveq": "sf_diveq",
+               "sf_diveq_detach": "sf_diveq_detach"}
+
+
+def run(cmd: list, log: list[str]) -> None:
+    """Run ``cmd`` from the repository root (raising on failure) and append it to ``log``."""
+    line = " ".join(shlex.quote(str(c)) for c in cmd)
+    log.append(line)
+    print(f"$ {line}", flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
+
+
+def finished(save_path: Path, num_iters: int) -> bool:
+    """Whether the run at ``save_path`` has a checkpoint at step ``num_iters`` or later."""
+    state = save_path / "latest" / "trainer.pth"
+    return state.exists() and torch.load(state, map_location="cpu", weights_only=False)["step"] >= num_iters
+
+
+def write_commands(path: Path, header: str, log: list[str]) -> Path:
+    """The commands that produced the runs, for the report's provenance."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join([header, *log]) + "\n")
+    return path

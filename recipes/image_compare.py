@@ -1,0 +1,118 @@
+"""Train a VQ-VAE with every selected method x bits per code x seed on the same images and budget,
+evaluate PSNR/SSIM/LPIPS and codebook statistics on the held-out images, and write the report.
+
+    recipes/image_compare --size quickstart                         # CPU: ste/rt/diveq/sf_diveq x 4, 6, 8 bits
+    recipes/image_compare --size gpu --bits 4 5 6 7 8 9 10 11      # one H100, 128x128 images
+    recipes/image_compare --size gpu --lpips_weights vgg16.pth     # + LPIPS in the loss and the metrics
+
+Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
+overwrite an existing report unless ``--force``.
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from common import METHOD_CONF, ROOT, finished, run, write_commands
+
+PY = sys.executable
+# Same budget for every run of a size. quickstart: 32x32 crops, 8x8 codes (CPU, ~1 min per run);
+# gpu: 128x128 crops with the Table 3 widths and 3 downsamplings (16x16 codes).
+SIZES = {
+    "quickstart": {"conf": "conf/image/quickstart", "bits": [4, 6, 8], "overrides": []},
+    "gpu": {"conf": "conf/image", "bits": [4, 6, 8, 10],
+            "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--sample_freq", "1000",
+                          "--VQVAE.n_down", "3", "--train/build_image_dataset.image_size", "128",
+                          "--val/build_image_dataset.image_size", "128",
+                          "--VQVAE.replace_every", "100", "--VQVAE.replace_slowdown_at", "1000",
+                          "--VQVAE.replace_stop_before_end", "500"]},
+}
+
+
+def num_iters(size: dict, conf: Path) -> int:
+    """The training length of a run: the size's override, else the conf's ``num_iters``."""
+    overrides = size["overrides"]
+    if "--num_iters" in overrides:
+        return int(overrides[overrides.index("--num_iters") + 1])
+    for path in (conf, conf.parent / "vqvae_base.yml"):
+        for line in (ROOT / path).read_text().splitlines():
+            if line.startswith("num_iters:"):
+                return int(line.split(":")[1])
+    raise ValueError(f"{conf}: no num_iters")
+
+
+def with_lpips_loss(conf: Path, root: Path) -> Path:
+    """A conf that includes ``conf`` and turns the LPIPS term of the loss on (weight 1, the paper's)."""
+    path = root / f"{conf.stem}_lpips.yml"
+    (ROOT / path).parent.mkdir(parents=True, exist_ok=True)
+    (ROOT / path).write_text(f"$include:\n  - {conf}\nlambdas:\n  rec/mse: 1.0\n  perceptual/lpips: 1.0\n"
+                             "  vq/aux: 1.0\n")
+    return path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
+    parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
+    parser.add_argument("--bits", nargs="+", type=int, help="bits per code, log2 of the codebook size "
+                                                              "(default: quickstart 4 6 8, gpu 4 6 8 10)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--num_iters", type=int, help="training steps of every run (default: the size's)")
+    parser.add_argument("--lpips_weights", default="", help="torchvision VGG16 weights: LPIPS in loss and metrics")
+    parser.add_argument("--root", type=Path, help="runs folder (default runs/image_compare/<size>)")
+    parser.add_argument("--report", type=Path, help="report folder (default reports/image_compare_<size>)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing report")
+    args = parser.parse_args(argv)
+
+    size = SIZES[args.size]
+    root = args.root or Path("runs/image_compare") / args.size
+    report = args.report or Path("reports") / f"image_compare_{args.size}"
+    if (ROOT / report).exists() and not args.force:
+        print(f"error: {report} exists; pass --force to overwrite it", file=sys.stderr)
+        return 2
+    unknown = [m for m in args.methods if m not in METHOD_CONF]
+    if unknown:
+        print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
+        return 2
+    bits = args.bits or size["bits"]
+    if any(not 1 <= b <= 16 for b in bits):
+        print(f"error: --bits {bits}: each must lie in 1..16", file=sys.stderr)
+        return 2
+    lpips = ["--lpips_weights", args.lpips_weights] if args.lpips_weights else []
+    budget = ["--num_iters", str(args.num_iters)] if args.num_iters else []
+
+    log: list[str] = []
+    tic = time.time()
+    eval_dirs = []
+    for method in args.methods:
+        conf = Path(size["conf"]) / f"vqvae_{METHOD_CONF[method]}.yml"
+        steps = args.num_iters or num_iters(size, conf)
+        if args.lpips_weights:
+            conf = with_lpips_loss(conf, root)
+        for b in bits:
+            for seed in args.seeds:
+                save_path = root / method / f"bits{b}" / f"seed{seed}"
+                if finished(ROOT / save_path, steps):
+                    print(f"skip training {save_path}: finished", flush=True)
+                else:
+                    run([PY, "scripts/train_image.py", "--args.load", conf, "--save_path", save_path,
+                         "--seed", seed, "--VQVAE.codebook_size", 2 ** b, "--resume", "true",
+                         *size["overrides"], *budget, *lpips], log)
+                eval_dir = save_path / "eval"
+                if not (ROOT / eval_dir / "summary.json").exists():
+                    run([PY, "scripts/evaluate_image.py", "--weights_path", save_path, "--output", eval_dir,
+                         *lpips], log)
+                eval_dirs.append(eval_dir)
+    commands = write_commands(ROOT / root / "commands.txt",
+                              f"# recipes/image_compare {' '.join(argv or sys.argv[1:])}", log)
+    report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
+                  "--title", f"Image VQ-VAE comparison ({args.size})", "--print-headline"]
+    if args.force:
+        report_cmd.append("--force")
+    run(report_cmd, log)
+    print(f"report: {report}/README.md ({time.time() - tic:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

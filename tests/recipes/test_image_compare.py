@@ -1,0 +1,46 @@
+"""The image comparison recipe: command-line errors, and one real tiny comparison end to end."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args, timeout=120):
+    return subprocess.run([sys.executable, "recipes/image_compare.py", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_refuses_to_overwrite_an_existing_report(tmp_path):
+    report = tmp_path / "report"
+    report.mkdir()
+    result = _run("--report", str(report), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "--force" in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--methods", "ste", "vqgan"], "unknown methods"),
+                                           (["--bits", "0", "6"], "--bits")])
+def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
+    result = _run(*args, "--report", str(tmp_path / "r"), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.timeout(600)
+def test_tiny_comparison_end_to_end_and_rerun_skips(tmp_path):
+    """Two methods x one bit rate, a few steps each: trains, evaluates, reports; a re-run trains nothing."""
+    root, report = tmp_path / "runs", tmp_path / "report"
+    args = ["--methods", "ste", "diveq", "--bits", "4", "--root", str(root), "--report", str(report)]
+    result = _run(*args, "--num_iters", "6", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = (report / "README.md").read_text()
+    assert "bits per code" in text and "| ste |" in text and "| diveq |" in text
+    assert "PSNR" in text and "SSIM" in text
+    assert (report / "headline.md").read_text().strip() in result.stdout
+    for method in ("ste", "diveq"):
+        assert (root / method / "bits4" / "seed0" / "eval" / "summary.json").is_file()
+    again = _run(*args, "--num_iters", "6", "--force", timeout=600)
+    assert again.returncode == 0 and "scripts/train_image.py" not in again.stdout
+    assert again.stdout.count("skip training") == 2
