@@ -9,6 +9,7 @@ Re-running skips finished trainings and evaluations (it resumes interrupted ones
 overwrite an existing report unless ``--force``.
 """
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -48,6 +49,25 @@ def with_lpips_loss(conf: Path, root: Path) -> Path:
     (ROOT / path).write_text(f"$include:\n  - {conf}\nlambdas:\n  rec/mse: 1.0\n  perceptual/lpips: 1.0\n"
                              "  vq/aux: 1.0\n")
     return path
+
+
+def add_figures(report: Path, root: Path, methods: list[str], bits: int, seed: int) -> None:
+    """Append each method's reconstructions and codebook-vs-latents projection (the paper's
+    misalignment figure) at the highest bit rate to the report."""
+    lines = [f"\n## Reconstructions and codebook vs latents ({bits} bits per code, seed {seed})\n",
+             "Held-out crops (top) and their reconstructions (bottom); then the encoder latents of the "
+             "held-out images and the codewords in the latents' first two principal components: codewords "
+             "away from the latent cloud are the unused, misaligned ones.\n"]
+    for method in methods:
+        folder = root / method / f"bits{bits}" / f"seed{seed}" / "eval"
+        for figure in ("reconstructions", "codebook_vs_latents"):
+            source = folder / f"{figure}.png"
+            if source.is_file():
+                target = report / f"{figure}_{method}.png"
+                shutil.copyfile(source, target)
+                lines.append(f"![{method}: {figure.replace('_', ' ')}]({target.name})\n")
+    with open(report / "README.md", "a") as handle:
+        handle.write("\n".join(lines))
 
 
 def main(argv=None) -> int:
@@ -110,6 +130,7 @@ def main(argv=None) -> int:
     if args.force:
         report_cmd.append("--force")
     run(report_cmd, log)
+    add_figures(ROOT / report, ROOT / root, args.methods, max(bits), args.seeds[0])
     print(f"report: {report}/README.md ({time.time() - tic:.0f} s)")
     return 0
 

@@ -40,6 +40,10 @@ def test_tiny_comparison_end_to_end_and_rerun_skips(tmp_path):
     assert "PSNR" in text and "SSIM" in text
     assert (report / "headline.md").read_text().strip() in result.stdout
     for method in ("ste", "diveq"):
+        for figure in ("reconstructions", "codebook_vs_latents"):
+            assert (report / f"{figure}_{method}.png").read_bytes()[:4] == b"\x89PNG"
+            assert f"]({figure}_{method}.png)" in text
+    for method in ("ste", "diveq"):
         assert (root / method / "bits4" / "seed0" / "eval" / "summary.json").is_file()
     again = _run(*args, "--num_iters", "6", "--force", timeout=600)
     assert again.returncode == 0 and "scripts/train_image.py" not in again.stdout
