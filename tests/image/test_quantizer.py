@@ -78,3 +78,15 @@ def test_bits_per_position_and_set_total_iters():
     assert q.bits_per_position == 4 * math.log2(512)
     q.set_total_iters(1234)
     assert all(s.maintenance.schedule.total_iters == 1234 for s in q.stages)
+
+
+@pytest.mark.parametrize("structure, n", [("single", 1), ("residual", 2), ("product", 2)])
+@pytest.mark.parametrize("method", ["diveq", "sf_diveq", "ste"])
+def test_spatial_training_steps_do_not_read_tensor_values(structure, n, method):
+    """On PyTorch's meta device any host read (.item(), bool()) raises: the adapter adds none."""
+    quantizer = SpatialQuantizer(8, 16, method, structure=structure, n_quantizers=n, skip_iters=2, avg_iters=1,
+                                 check_finite=False).to("meta")
+    for _ in range(4):  # SF-DiVeQ: skip, initialise, quantize
+        z = torch.randn(2, 8, 3, 3, device="meta", requires_grad=True)
+        out = quantizer(z)
+        (out.z_q.sum() + out.aux_loss).backward()
