@@ -62,9 +62,13 @@ class CodeGPT(BaseModel):
         dropout: dropout on embeddings, attention and MLP outputs.
     """
 
-    def __init__(self, vocab_size: int, block_size: int, n_layer: int = 4, n_head: int = 4, n_embd: int = 128,
-                 dropout: float = 0.0) -> None:
+    def __init__(self, vocab_size: Optional[int] = None, block_size: Optional[int] = None, n_layer: int = 4,
+                 n_head: int = 4, n_embd: int = 128, dropout: float = 0.0) -> None:
+        # Required, but declared with a default: audiotools' ``save`` records only parameters that
+        # have one, and ``load`` could not rebuild the model without these two.
         super().__init__()
+        if vocab_size is None or block_size is None:
+            raise TypeError("CodeGPT needs vocab_size and block_size")
         if n_embd % n_head:
             raise ValueError(f"n_head={n_head} must divide n_embd={n_embd}")
         if vocab_size < 1 or block_size < 1:

@@ -42,5 +42,6 @@ def load_stage1(path: str | Path) -> torch.nn.Module:
     try:
         model = cls.load(str(weights))
     except Exception as exc:  # a truncated/foreign file is a user error, not a traceback
-        raise checkpoint.CheckpointError(f"cannot load {weights} as a {cls.__name__}: {exc}") from None
+        raise checkpoint.CheckpointError(
+            f"{weights}: not a readable {cls.__name__} weights file (truncated or corrupt? {exc})") from None
     return model.eval()
