@@ -27,7 +27,9 @@ def finished(save_path: Path, num_iters: int) -> bool:
 
 
 def write_commands(path: Path, header: str, log: list[str]) -> Path:
-    """The commands that produced the runs, for the report's provenance."""
+    """Add this invocation (``header``, then the commands it ran) to the runs' command history,
+    for the report's provenance: a re-run that skips finished runs keeps the commands that made them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *log]) + "\n")
+    previous = path.read_text().splitlines() if path.is_file() else []
+    path.write_text("\n".join([*previous, header, *log]) + "\n")
     return path
