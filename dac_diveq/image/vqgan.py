@@ -177,7 +177,7 @@ class VQGAN(BaseModel):
         embed_dim: codeword dimension D (``quant_conv`` maps ``z_channels`` to it).
         codebook_size: codewords K per codebook.
         method, structure, n_quantizers, residual_mode: see :class:`SpatialQuantizer`.
-        lookup ... codebook_weight: :class:`~dac_diveq.quantize.Quantizer` options; ``noise_var``
+        lookup ... codebook_init: :class:`~dac_diveq.quantize.Quantizer` options; ``noise_var``
             defaults to the paper's VQGAN value 1e-2.
     """
 
@@ -211,6 +211,7 @@ class VQGAN(BaseModel):
         kl_weight: float = 5e-4,
         commitment_weight: float = 0.25,
         codebook_weight: float = 1.0,
+        codebook_init: str = "uniform",
     ) -> None:
         super().__init__()
         if not ch_mult:
@@ -235,7 +236,7 @@ class VQGAN(BaseModel):
                        replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
                        skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
                        ema_decay=ema_decay, kl_weight=kl_weight, commitment_weight=commitment_weight,
-                       codebook_weight=codebook_weight)
+                       codebook_weight=codebook_weight, codebook_init=codebook_init)
         for name, value in options.items():
             setattr(self, name, value)
 

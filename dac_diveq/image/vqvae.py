@@ -107,7 +107,8 @@ class VQVAE(BaseModel):
         codebook_dim: codeword dimension D (channels of the quantized latents).
         codebook_size: codewords K per codebook.
         method, structure, n_quantizers, residual_mode: see :class:`SpatialQuantizer`.
-        lookup ... codebook_weight: :class:`~dac_diveq.quantize.Quantizer` options.
+        lookup ... codebook_init: :class:`~dac_diveq.quantize.Quantizer` options (``codebook_init``
+            defaults to the authors' U(0, 1/K) here; DAC's N(0, 1) is the core's default).
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class VQVAE(BaseModel):
         kl_weight: float = 5e-4,
         commitment_weight: float = 0.25,
         codebook_weight: float = 1.0,
+        codebook_init: str = "uniform",
     ) -> None:
         super().__init__()
         if n_down < 1:
@@ -160,7 +162,7 @@ class VQVAE(BaseModel):
                        replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
                        skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
                        ema_decay=ema_decay, kl_weight=kl_weight, commitment_weight=commitment_weight,
-                       codebook_weight=codebook_weight)
+                       codebook_weight=codebook_weight, codebook_init=codebook_init)
         for name, value in options.items():
             setattr(self, name, value)
 

@@ -19,6 +19,9 @@ from .space_filling import project_to_curve
 from .stats import codebook_stats
 
 SF_INFERENCE = ("codeword", "curve")
+#: Codebook initialisations: DAC's ``nn.Embedding`` N(0, 1), or the DiVeQ authors' U(0, 1/K)
+#: (codewords near the origin, where a freshly initialised encoder's latents are).
+CODEBOOK_INITS = ("normal", "uniform")
 
 
 @dataclass
@@ -77,6 +80,9 @@ class Quantizer(nn.Module):
             ``"curve"`` (research option: nearest point on the curve, not storable).
         check_finite: raise on NaN/inf latents; default: on CPU tensors and in eval mode,
             where the check costs no device synchronisation of a training step.
+        codebook_init: ``"normal"`` (N(0, 1), DAC's) or ``"uniform"`` (U(0, 1/K), the authors'
+            image code; with large initial codewords and small latents one codeword wins every
+            latent and the rotation trick's ``||c|| / ||z||`` scaling destabilises training).
         seed: seeds SF-DiVeQ's choice of captured latents.
     """
 
@@ -106,6 +112,7 @@ class Quantizer(nn.Module):
         kl_weight: float = 5e-4,
         sf_inference: str = "codeword",
         check_finite: Optional[bool] = None,
+        codebook_init: str = "normal",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -120,6 +127,8 @@ class Quantizer(nn.Module):
             raise ValueError(f"unknown lookup {lookup!r}; expected one of {LOOKUPS}")
         if not noise_var > 0:
             raise ValueError(f"noise_var is a variance and must be > 0, got {noise_var}")
+        if codebook_init not in CODEBOOK_INITS:
+            raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}")
         if sf_inference not in SF_INFERENCE:
             raise ValueError(f"sf_inference must be one of {SF_INFERENCE}, got {sf_inference!r}")
         t_start, t_end = gumbel_temperature
@@ -143,8 +152,11 @@ class Quantizer(nn.Module):
         self.sf_inference = sf_inference
         self.check_finite = check_finite
 
-        # nn.Embedding's N(0, 1) initialisation, as DAC.
-        self.weight = nn.Parameter(torch.randn(self.codebook_size, self.dim), requires_grad=not self.spec.ema)
+        if codebook_init == "normal":  # nn.Embedding's, as DAC
+            initial = torch.randn(self.codebook_size, self.dim)
+        else:
+            initial = torch.rand(self.codebook_size, self.dim) / self.codebook_size
+        self.weight = nn.Parameter(initial, requires_grad=not self.spec.ema)
         schedule = ReplacementSchedule(
             every=replace_every if self.spec.replacement else 0,
             every_after=replace_every_after,

@@ -217,3 +217,12 @@ def test_eval_n_quantizers_beyond_the_stages_uses_all_of_them():
 def test_product_groups_must_divide_dim(groups):
     with pytest.raises(ValueError, match=f"n_groups={groups}"):
         ProductQuantizer(groups, 16, 8, "diveq")
+
+
+def test_codebook_initialisations():
+    normal = Quantizer(64, 8, "ste", codebook_init="normal").codebook
+    uniform = Quantizer(64, 8, "ste", codebook_init="uniform").codebook
+    assert 0.7 < float(normal.std()) < 1.3 and float(normal.min()) < 0  # DAC's N(0, 1)
+    assert float(uniform.min()) >= 0 and float(uniform.max()) < 1 / 64  # the authors' U(0, 1/K)
+    with pytest.raises(ValueError, match="codebook_init"):
+        Quantizer(64, 8, "ste", codebook_init="kmeans")
