@@ -9,6 +9,7 @@ Re-running skips finished trainings and evaluations (it resumes interrupted ones
 overwrite an existing report unless ``--force``.
 """
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -49,6 +50,31 @@ def with_lpips_loss(conf: Path, root: Path) -> Path:
     (ROOT / path).write_text(f"$include:\n  - {conf}\nlambdas:\n  rec/mse: 1.0\n  perceptual/lpips: 1.0\n"
                              "  vq/aux: 1.0\n")
     return path
+
+
+def add_seed_table(report: Path, root: Path, methods: list[str], bits: list[int], seeds: list[int]) -> None:
+    """Append the per-seed means: the paired tests treat every evaluated crop as independent, but
+    crops of one photograph are correlated, so the spread between seeds is the sober uncertainty."""
+    rows = ["| method | bits | " + " | ".join(f"PSNR seed {s}" for s in seeds) + " | "
+            + " | ".join(f"SSIM seed {s}" for s in seeds) + " |",
+            "|---|---|" + "---|" * (2 * len(seeds))]
+    for method in methods:
+        for b in bits:
+            cells = {"psnr": [], "ssim": []}
+            for seed in seeds:
+                summary = root / method / f"bits{b}" / f"seed{seed}" / "eval" / "summary.json"
+                values = json.loads(summary.read_text())["by_setting"][str(b)] if summary.is_file() else {}
+                for metric in cells:
+                    value = values.get(metric)
+                    cells[metric].append("n/a" if value is None else f"{value:.{2 if metric == 'psnr' else 3}f}")
+            rows.append(f"| {method} | {b} | " + " | ".join(cells["psnr"] + cells["ssim"]) + " |")
+    text = ("\n## Per-seed means\n\n"
+            "The paired tests above count every evaluated crop as a pair; crops of the same photograph are "
+            "correlated (the embedded data hold out 2 photographs), so their p-values overstate the "
+            "evidence. The means per training seed below show the spread a reader should weigh a "
+            "difference against.\n\n" + "\n".join(rows) + "\n")
+    with open(report / "README.md", "a") as handle:
+        handle.write(text)
 
 
 def add_figures(report: Path, root: Path, methods: list[str], bits: int, seed: int) -> None:
@@ -130,6 +156,7 @@ def main(argv=None) -> int:
     if args.force:
         report_cmd.append("--force")
     run(report_cmd, log)
+    add_seed_table(ROOT / report, ROOT / root, args.methods, bits, args.seeds)
     add_figures(ROOT / report, ROOT / root, args.methods, max(bits), args.seeds[0])
     print(f"report: {report}/README.md ({time.time() - tic:.0f} s)")
     return 0

@@ -38,6 +38,7 @@ def test_tiny_comparison_end_to_end_and_rerun_skips(tmp_path):
     text = (report / "README.md").read_text()
     assert "bits per code" in text and "| ste |" in text and "| diveq |" in text
     assert "PSNR" in text and "SSIM" in text
+    assert "## Per-seed means" in text and "| diveq | 4 |" in text
     assert (report / "headline.md").read_text().strip() in result.stdout
     for method in ("ste", "diveq"):
         for figure in ("reconstructions", "codebook_vs_latents"):
