@@ -220,8 +220,8 @@ def test_product_groups_must_divide_dim(groups):
 
 
 def test_codebook_initialisations():
-    normal = Quantizer(64, 8, "ste", codebook_init="normal").codebook
-    uniform = Quantizer(64, 8, "ste", codebook_init="uniform").codebook
+    normal = Quantizer(64, 8, "ste", codebook_init="normal").codebook.detach()
+    uniform = Quantizer(64, 8, "ste", codebook_init="uniform").codebook.detach()
     assert 0.7 < float(normal.std()) < 1.3 and float(normal.min()) < 0  # DAC's N(0, 1)
     assert float(uniform.min()) >= 0 and float(uniform.max()) < 1 / 64  # the authors' U(0, 1/K)
     with pytest.raises(ValueError, match="codebook_init"):
