@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from ..quantize.core import Quantizer, QuantizerOutput
+from ..quantize.lookup import gather
 from ..quantize.residual import ProductQuantizer, ResidualQuantizer
 
 STRUCTURES = ("single", "residual", "product")
@@ -132,7 +133,7 @@ class SpatialQuantizer(nn.Module):
             raise ValueError(f"expected codes with {expected} dimensions for structure={self.structure!r}, "
                              f"got shape {tuple(codes.shape)}")
         if self.structure == "single":
-            z_q = self.vq.codebook[codes]
+            z_q = gather(self.vq.codebook, codes)
         else:
             if self.structure == "product" and codes.shape[-1] != self.n_quantizers:
                 raise ValueError(f"product codes need {self.n_quantizers} groups, got {codes.shape[-1]}")

@@ -12,7 +12,7 @@ from torch import nn
 
 from . import estimators
 from .codebook import CodebookMaintenance
-from .lookup import LOOKUPS, nearest
+from .lookup import LOOKUPS, gather, nearest
 from .methods import Selection, exponential_anneal, get_method
 from .schedule import ReplacementSchedule
 from .space_filling import project_to_curve
@@ -233,7 +233,7 @@ class Quantizer(nn.Module):
         if self.training:
             self.maintenance.begin_step(self.weight)
         codes = nearest(flat, self.codebook, self.lookup)
-        out = self._finish(flat, Selection(self.codebook[codes], codes))
+        out = self._finish(flat, Selection(gather(self.codebook, codes), codes))
         out.z_q = out.z_q.reshape(z.shape)
         out.codes = out.codes.reshape(z.shape[:-1])
         return out
@@ -243,7 +243,7 @@ class Quantizer(nn.Module):
             points, codes = project_to_curve(z, self.codebook, self.lookup)
             return Selection(estimators.straight_through(z, points), codes)
         codes = nearest(z, self.codebook, self.lookup)
-        c = self.codebook[codes]
+        c = gather(self.codebook, codes)
         return Selection(estimators.straight_through(z, c), codes, c)
 
     def _finish(self, z: torch.Tensor, sel: Selection) -> QuantizerOutput:

@@ -71,3 +71,13 @@ def similarity_logits(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> tor
     z2 = (z * z).sum(1, keepdim=True)
     c2 = (codebook * codebook).sum(1)
     return -(z2 - 2 * z @ codebook.t() + c2)
+
+
+def gather(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """The codewords of ``codes`` (any shape), ``(*codes.shape, D)``, differentiable in ``codebook``.
+
+    ``F.embedding`` rather than ``codebook[codes]``: on CPU the backward of advanced indexing
+    scatter-adds in parallel in no fixed order, so identical steps (and seeded runs) drift apart
+    in the last bits; the embedding backward sums each codeword's gradient in a fixed order.
+    """
+    return F.embedding(codes, codebook)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 
 from . import estimators, space_filling
-from .lookup import nearest, similarity_logits
+from .lookup import gather, nearest, similarity_logits
 
 if TYPE_CHECKING:  # pragma: no cover
     from .core import Quantizer
@@ -82,7 +82,7 @@ def get_method(name: str) -> MethodSpec:
 
 def _hard(stage: "Quantizer", z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     codes = nearest(z, stage.codebook, stage.lookup)
-    return codes, stage.codebook[codes]
+    return codes, gather(stage.codebook, codes)
 
 
 @register("ste", aux="vq")

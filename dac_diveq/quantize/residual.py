@@ -8,6 +8,7 @@ from torch import nn
 
 from . import estimators
 from .core import Quantizer, QuantizerOutput
+from .lookup import gather
 
 RESIDUAL_MODES = ("stagewise", "joint")
 JOINT_METHODS = ("diveq", "diveq_detach")
@@ -115,7 +116,7 @@ class ResidualQuantizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codewords of ``codes`` (..., n) for the first n stages."""
-        return sum(self.stages[i].codebook[codes[..., i]] for i in range(codes.shape[-1]))
+        return sum(gather(self.stages[i].codebook, codes[..., i]) for i in range(codes.shape[-1]))
 
 
 class ProductQuantizer(nn.Module):
@@ -154,4 +155,4 @@ class ProductQuantizer(nn.Module):
         )
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
-        return torch.cat([g.codebook[codes[..., i]] for i, g in enumerate(self.groups)], -1)
+        return torch.cat([gather(g.codebook, codes[..., i]) for i, g in enumerate(self.groups)], -1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .estimators import EPS, _norm
-from .lookup import nearest
+from .lookup import gather, nearest
 
 
 @dataclass
@@ -62,7 +62,7 @@ def select_segment(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> Segmen
 def _segment_ends(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Errors to both ends ``d_j = c_j - z`` as ``(N, 2, D)`` and their weights ``(1-lam, lam)`` ``(N, 2, 1)``."""
-    ends = codebook[torch.stack([choice.index, choice.index + 1], dim=1)]
+    ends = gather(codebook, torch.stack([choice.index, choice.index + 1], dim=1))
     weights = torch.cat([1 - choice.lam, choice.lam], dim=1).unsqueeze(-1)
     return ends - z.unsqueeze(1), weights
 
