@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from audiotools.ml import BaseModel
 from torch import nn
 
-from .quantizer import SpatialQuantizer
+from .quantizer import SpatialQuantizer, record_options
 from .vqvae import grid_shape
 
 
@@ -231,14 +231,7 @@ class VQGAN(BaseModel):
         self.structure = structure
         self.n_quantizers = n_quantizers
         self.residual_mode = residual_mode
-        options = dict(lookup=lookup, noise_var=noise_var, replace_every=replace_every,
-                       replace_every_after=replace_every_after, replace_slowdown_at=replace_slowdown_at,
-                       replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
-                       skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
-                       ema_decay=ema_decay, kl_weight=kl_weight, commitment_weight=commitment_weight,
-                       codebook_weight=codebook_weight, codebook_init=codebook_init)
-        for name, value in options.items():
-            setattr(self, name, value)
+        options = record_options(self, locals())
 
         arch = dict(ch=ch, ch_mult=self.ch_mult, num_res_blocks=num_res_blocks,
                     attn_resolutions=self.attn_resolutions, dropout=dropout, resolution=resolution,

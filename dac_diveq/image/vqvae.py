@@ -13,7 +13,7 @@ import torch
 from audiotools.ml import BaseModel
 from torch import nn
 
-from .quantizer import SpatialQuantizer
+from .quantizer import SpatialQuantizer, record_options
 
 
 class ResidualBlock(nn.Module):
@@ -157,14 +157,7 @@ class VQVAE(BaseModel):
         self.structure = structure
         self.n_quantizers = n_quantizers
         self.residual_mode = residual_mode
-        options = dict(lookup=lookup, noise_var=noise_var, replace_every=replace_every,
-                       replace_every_after=replace_every_after, replace_slowdown_at=replace_slowdown_at,
-                       replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
-                       skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
-                       ema_decay=ema_decay, kl_weight=kl_weight, commitment_weight=commitment_weight,
-                       codebook_weight=codebook_weight, codebook_init=codebook_init)
-        for name, value in options.items():
-            setattr(self, name, value)
+        options = record_options(self, locals())
 
         self.encoder = Encoder(in_channels, channels, res_channels, n_down, n_res_blocks)
         self.pre_quant = nn.Conv2d(channels, codebook_dim, kernel_size=1)
