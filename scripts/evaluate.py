@@ -44,21 +44,14 @@ class EvalError(Exception):
 
 def resolve_weights(path: Path) -> tuple[Path, Path]:
     """``(weights file, run folder)`` of ``--weights_path`` (a weights file or a run folder)."""
-    from dac_diveq.codec import codec_io
+    from dac_diveq.codec.model import GENERATOR
+    from dac_diveq.training import checkpoint
 
-    if path.is_dir():
-        if (path / BEST_WEIGHTS).is_file():
-            return path / BEST_WEIGHTS, path
-        try:
-            return codec_io.resolve_weights(path), path
-        except codec_io.InputError as exc:
-            raise EvalError(f"{path}: no weights file in this folder (looked for {BEST_WEIGHTS}, "
-                            f"{', '.join(codec_io.WEIGHTS_IN_FOLDER)})") from None
-    if not path.exists():
-        raise EvalError(f"{path}: no such file or directory")
-    # <run>/<tag>/diveqdac/weights.pth -> <run>
-    run = path.parent.parent.parent if path.parent.name == "diveqdac" else path.parent
-    return path, run
+    try:
+        found = checkpoint.resolve_weights(path, (GENERATOR,))
+    except FileNotFoundError as exc:
+        raise EvalError(f"{path}: {exc}") from None
+    return found.path, found.run
 
 
 def by_bitrate(rows: list[dict], metrics: list[str], key: str) -> dict:

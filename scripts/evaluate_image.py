@@ -67,7 +67,7 @@ def evaluate(weights_path: str = "", output: str = "", data: str = "", image_siz
     start = time.time()
     import torch
 
-    from dac_diveq.codec import checkpoint
+    from dac_diveq.training import checkpoint
     from dac_diveq.data import images as image_data
     from dac_diveq.image import stats as codebook_stats
     from dac_diveq.image.io import load_stage1, resolve_weights
@@ -78,7 +78,7 @@ def evaluate(weights_path: str = "", output: str = "", data: str = "", image_siz
     if not weights_path:
         raise EvalError("--weights_path is required")
     try:
-        weights, _ = resolve_weights(weights_path)
+        weights = resolve_weights(weights_path).path
         model = load_stage1(weights)
     except (FileNotFoundError, checkpoint.CheckpointError) as exc:
         raise EvalError(str(exc)) from None
@@ -179,10 +179,9 @@ def generation_scores(model, prior_path, dataset, grid, count, top_k, seed, devi
     """Sample ``count`` images from the GPT prior, save a grid and compute FID against the dataset."""
     import torch
 
-    from dac_diveq.codec import checkpoint
+    from dac_diveq.training import checkpoint
     from dac_diveq.image import CodeGPT
     from dac_diveq.image.prior import generate
-    from dac_diveq.image.loop import load_model
     from dac_diveq.metrics import image as image_metrics
     from dac_diveq.report import image_plots as plots
 
@@ -192,7 +191,7 @@ def generation_scores(model, prior_path, dataset, grid, count, top_k, seed, devi
                         if (weights / t / "codegpt" / "weights.pth").is_file()), weights)
     try:
         prior = CodeGPT.load(str(weights)).to(device).eval()
-        load_model(prior, weights)
+        checkpoint.load_weights(prior, weights)
     except Exception as exc:
         raise EvalError(f"cannot load the prior {weights}: {exc}") from None
     if prior.vocab_size != model.codebook_size:

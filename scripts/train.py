@@ -14,14 +14,14 @@ import torch
 from audiotools.data.datasets import AudioDataset, AudioLoader
 from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
-from torch.nn.parallel import DistributedDataParallel
 
 import dac_diveq  # noqa: F401  (patches audiotools for this torchaudio)
-from dac_diveq.codec import checkpoint
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.register import from_dac
-from dac_diveq.codec.trainer import Components, TrainConfig, Trainer, distributed_context
+from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
+from dac_diveq.training import checkpoint
+from dac_diveq.training.distributed import distributed_context, unwrap, wrap
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -65,7 +65,8 @@ def prepare_embedded_data(root: str = "", n_train: int = 300, n_val: int = 40):
 def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size: int = 8,
           valid_freq: int = 200, sample_freq: int = 0, log_freq: int = 10, save_iters: list = [],
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
-          amp: str = "none", resume: bool = False, load_weights: str = "", lambdas: dict = None):
+          amp: str = "none", resume: bool = False, load_weights: str = "", lambdas: dict = None,
+          grad_clip: float = 1e3, grad_clip_d: float = 10.0):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -76,13 +77,13 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             model); its codebooks and projections are kept.
         amp: ``"bf16"`` for bfloat16 autocast on CUDA.
         lambdas: loss weights; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 enable the discriminator.
+        grad_clip, grad_clip_d: max gradient norms of the generator / discriminator (0: no clipping).
     """
     config = TrainConfig(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
                          sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
                          val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
-                         seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas))
-    if amp not in ("none", "bf16"):
-        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
+                         seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
+                         grad_clip=grad_clip, grad_clip_d=grad_clip_d)
     rank, world, device = distributed_context()
     torch.manual_seed(seed)
     prepare_embedded_data()
@@ -95,13 +96,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         options = {k: getattr(generator, k) for k in ("lookup", "noise_var", "replace_every", "discard_threshold",
                                                       "skip_iters", "avg_iters", "residual_mode")}
         generator = from_dac(stock, method=generator.method, **options)
-    generator = generator.to(device)
-    discriminator = Discriminator().to(device) if config.adversarial else None
-    if world > 1:
-        ids = [device.index] if device.type == "cuda" else None
-        generator = DistributedDataParallel(generator, device_ids=ids)
-        if discriminator is not None:
-            discriminator = DistributedDataParallel(discriminator, device_ids=ids)
+    generator = wrap(generator.to(device), device, world)
+    discriminator = wrap(Discriminator().to(device), device, world) if config.adversarial else None
     with argbind.scope(args, "generator"):
         optimizer_g = AdamW(generator.parameters())
         scheduler_g = ExponentialLR(optimizer_g)
@@ -111,7 +107,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             optimizer_d = AdamW(discriminator.parameters())
             scheduler_d = ExponentialLR(optimizer_d)
         gan_loss = dac_losses.GANLoss(discriminator)
-    sample_rate = (generator.module if world > 1 else generator).sample_rate
+    sample_rate = unwrap(generator).sample_rate
     with argbind.scope(args, "train"):
         train_data = build_dataset(sample_rate)
     with argbind.scope(args, "val"):

@@ -13,16 +13,15 @@ import warnings
 
 import argbind
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from dac_diveq.codec import checkpoint
-from dac_diveq.codec.trainer import distributed_context
 from dac_diveq.data import images as image_data
 from dac_diveq.image import VQGAN, VQVAE, CodeGPT, PatchDiscriminator
 from dac_diveq.image.io import load_stage1
 from dac_diveq.image.prior import PriorConfig, PriorTrainer
 from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, AutoencoderTrainer
 from dac_diveq.metrics import image as image_metrics
+from dac_diveq.training import checkpoint
+from dac_diveq.training.distributed import distributed_context, wrap
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -78,7 +77,8 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
           batch_size: int = 16, valid_freq: int = 250, sample_freq: int = 0, log_freq: int = 10,
           save_iters: list = [], num_workers: int = 0, seed: int = 0, amp: str = "none", resume: bool = False,
           lambdas: dict = None, disc_start: int = 0, adaptive_weight: bool = True, grad_clip: float = 0.0,
-          lpips_weights: str = "", stage1_path: str = "", top_k: int = 100, temperature: float = 1.0):
+          grad_clip_d: float = 0.0, lpips_weights: str = "", stage1_path: str = "", top_k: int = 100,
+          temperature: float = 1.0):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -87,14 +87,14 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         resume: continue from ``save_path/latest`` exactly.
         lambdas: loss weights (``rec/mse``, ``rec/l1``, ``perceptual/lpips``, ``vq/aux``, ``adv/gen``).
         disc_start: first step of the VQGAN's adversarial loss.
+        grad_clip, grad_clip_d: max gradient norms of the VQ-VAE/VQGAN and of the VQGAN's discriminator
+            (0: no clipping; the GPT clips at ``PriorConfig.grad_clip``).
         lpips_weights: torchvision VGG16 weights for LPIPS (else $DAC_DIVEQ_VGG16 or the torch hub cache).
         stage1_path: the trained VQ-VAE/VQGAN (run folder or weights.pth) whose codes the GPT models.
         top_k, temperature: sampling of the GPT's TensorBoard samples.
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {model!r}")
-    if amp not in ("none", "bf16"):
-        raise ValueError(f"amp must be 'none' or 'bf16', got {amp!r}")
     rank, world, device = distributed_context()
     torch.manual_seed(seed)
     loop = dict(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
@@ -104,7 +104,6 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         train_data = build_image_dataset(split="train")
     with argbind.scope(args, "val"):
         val_data = build_image_dataset(split="val")
-    ids = [device.index] if device.type == "cuda" else None
 
     if model == "gpt":
         if not stage1_path:
@@ -121,14 +120,11 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         trainer = PriorTrainer(PriorConfig(**loop, top_k=top_k or None, temperature=temperature), stage1, prior,
                                optimizer, scheduler, train_data, val_data, device, rank, world, str(args))
     else:
-        net = (VQVAE() if model == "vqvae" else VQGAN()).to(device)
+        net = wrap((VQVAE() if model == "vqvae" else VQGAN()).to(device), device, world)
         weights = dict(lambdas or AutoencoderConfig().lambdas)
         perceptual = perceptual_module(weights.get("perceptual/lpips", 0), lpips_weights, device)
-        discriminator = PatchDiscriminator().to(device) if weights.get("adv/gen", 0) > 0 else None
-        if world > 1:
-            net = DistributedDataParallel(net, device_ids=ids)
-            if discriminator is not None:
-                discriminator = DistributedDataParallel(discriminator, device_ids=ids)
+        discriminator = (wrap(PatchDiscriminator().to(device), device, world)
+                         if weights.get("adv/gen", 0) > 0 else None)
         with argbind.scope(args, "generator"):
             optimizer = Adam(net.parameters())
             scheduler = MultiStepLR(optimizer, num_iters)
@@ -140,7 +136,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         parts = AutoencoderParts(net, optimizer, scheduler, train_data, val_data, perceptual, discriminator,
                                  optimizer_d, scheduler_d)
         config = AutoencoderConfig(**loop, lambdas=weights, disc_start=disc_start,
-                                   adaptive_weight=adaptive_weight, grad_clip=grad_clip)
+                                   adaptive_weight=adaptive_weight, grad_clip=grad_clip, grad_clip_d=grad_clip_d)
         trainer = AutoencoderTrainer(config, parts, device, rank, world, str(args))
     if resume and trainer.resume():
         print(f"resumed {save_path}/latest at step {trainer.step}", file=sys.stderr)

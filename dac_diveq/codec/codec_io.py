@@ -1,4 +1,4 @@
-"""Files of the command line codec: audio in, ``.dac`` files in and out, weights, atomic writes.
+"""Files of the command line codec: audio in, ``.dac`` files in and out, weights.
 
 Every check raises :class:`InputError` with a one-line reason; the CLI prints it as
 ``error: <path>: <reason>``. ``.dac`` files use DAC's format (a pickled dict saved with
@@ -7,22 +7,22 @@ unpickling arbitrary objects (DAC's own ``DACFile.load`` uses ``allow_pickle=Tru
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
+from ..training import checkpoint
+from ..training.checkpoint import atomic_path
+from .model import GENERATOR
+
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
-# Where a training run keeps the generator's weights (see ``codec.checkpoint``).
-WEIGHTS_IN_FOLDER = ("latest/diveqdac/weights.pth", "diveqdac/weights.pth", "weights.pth")
 # Model description stored beside DAC's ``codes``/``metadata`` (DAC's loader ignores it).
 MODEL_KEY = "dac_diveq"
 MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
@@ -48,21 +48,6 @@ def find_files(root: Path, extensions: tuple[str, ...]) -> list[Path]:
         found += [Path(dirpath) / name for name in filenames
                   if name.lower().endswith(extensions) and not name.startswith(".")]
     return sorted(found)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A hidden temporary path next to ``path``; renamed onto ``path`` if the block succeeds,
-    removed otherwise (no partial output file is ever left under the final name)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ----------------------------------------------------------------------------- audio
@@ -100,15 +85,11 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 
 
 def resolve_weights(path: Path) -> Path:
-    """``path`` itself, or the generator weights inside a training folder."""
-    if path.is_dir():
-        for candidate in WEIGHTS_IN_FOLDER:
-            if (path / candidate).is_file():
-                return path / candidate
-        raise InputError(f"no weights file in this folder (looked for {', '.join(WEIGHTS_IN_FOLDER)})")
-    if not path.exists():
-        raise InputError("no such file or directory")
-    return path
+    """``path`` itself, or the generator weights inside a training folder (``latest`` first)."""
+    try:
+        return checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
 
 
 def load_model(path: Path):

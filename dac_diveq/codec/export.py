@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 from dac.model.dac import DAC
 
+from ..training.checkpoint import atomic_path
 from .model import DiVeQDAC, dac_architecture
 
 
@@ -30,14 +30,7 @@ def export_to_dac(model: DiVeQDAC, path: str | os.PathLike) -> Path:
     """Write ``model`` as a stock DAC weights file that ``dac.model.DAC.load`` and
     ``python -m dac decode --weights_path`` read. The file appears atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     stock = to_stock_dac(model).cpu()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        stock.save(tmp, package=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        stock.save(str(tmp), package=False)
     return path

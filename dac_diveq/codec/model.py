@@ -8,6 +8,9 @@ from dac.model.dac import DAC, init_weights
 
 from ..quantize.dac_layers import ResidualVectorQuantize
 
+#: The generator's folder in a training checkpoint (``save_path/<tag>/diveqdac/weights.pth``).
+GENERATOR = "diveqdac"
+
 # Quantizer options the codec exposes as its own (argbind-able) constructor arguments.
 QUANTIZER_OPTIONS = (
     "lookup",

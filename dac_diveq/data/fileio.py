@@ -8,25 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import soundfile as sf
 
+from ..training.checkpoint import atomic_path
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 FILE_MODE = 0o644  # mkstemp creates 0600 files; published data files are world-readable
-
-
-def _atomic_target(path: Path):
-    """Return ``(fd, tmp_path)`` of a fresh temporary file beside ``path``, mode 0644."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, FILE_MODE)
-    return fd, tmp
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
@@ -39,16 +32,9 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> Path:
     Returns:
         The destination path.
     """
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path, FILE_MODE) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def atomic_write_json(path: PathLike, obj: Any) -> Path:
@@ -75,16 +61,9 @@ def atomic_write_wav(path: PathLike, audio: np.ndarray, sr: int) -> Path:
     Returns:
         The destination path.
     """
-    path = Path(path)
-    fd, tmp = _atomic_target(path)
-    os.close(fd)
-    try:
-        sf.write(tmp, np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_path(path, FILE_MODE) as tmp:
+        sf.write(str(tmp), np.clip(audio, -1.0, 1.0), sr, subtype="PCM_16", format="WAV")
+    return Path(path)
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -2,7 +2,7 @@
 
 Items are float tensors ``(3, S, S)`` in [0, 1]. Item ``i`` is a deterministic function of
 ``(seed, i)`` for any ``i >= 0`` (also beyond ``len``), so training resumed with
-:class:`~dac_diveq.data.loaders.StepSampler` replays the data an uninterrupted run would see.
+:class:`~dac_diveq.training.sampler.StepSampler` replays the data an uninterrupted run would see.
 Train/val splits are by photograph/file, so validation images are never seen in training.
 """
 from __future__ import annotations

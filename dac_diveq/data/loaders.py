@@ -1,9 +1,8 @@
 """Audio datasets for codec training, built from DAC's ``folders`` dictionaries with audiotools."""
 
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
-import torch
 from audiotools.data import transforms
 from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 
@@ -54,21 +53,3 @@ def build_dataset(folders: dict, sample_rate: int, transform: Optional[transform
     dataset = ConcatDataset(datasets)
     dataset.transform = transform
     return dataset
-
-
-class StepSampler(torch.utils.data.Sampler):
-    """Indices ``start, start + 1, ...`` (strided over ranks): item ``i`` is a deterministic
-    function of ``i`` in audiotools' datasets, so resuming at step ``s`` with
-    ``start = s * batch_size`` replays exactly the data an uninterrupted run would see."""
-
-    def __init__(self, start: int = 0, rank: int = 0, world_size: int = 1, length: int = 2 ** 62) -> None:
-        self.start, self.rank, self.world_size, self.length = start, rank, world_size, length
-
-    def __iter__(self) -> Iterator[int]:
-        index = self.start * self.world_size + self.rank
-        while index < self.length:
-            yield index
-            index += self.world_size
-
-    def __len__(self) -> int:
-        return max(0, (self.length - self.start * self.world_size) // self.world_size)

@@ -123,7 +123,7 @@ def _remove_stale(folder: Path, keep: Sequence[str]) -> None:
     keep_set = set(keep)
     for path in folder.iterdir():
         if path.is_file() and ((path.suffix == ".wav" and path.name not in keep_set)
-                               or path.name.endswith(".tmp")):
+                               or path.name.endswith((".tmp", ".partial"))):  # .tmp: older versions
             path.unlink()
 
 

@@ -5,43 +5,53 @@ from pathlib import Path
 
 import torch
 
-from ..codec import checkpoint
+from ..training import checkpoint
 
-#: Checkpoint folder name -> model class name, as written by the image trainers.
+#: Checkpoint folder names of stage-1 models, as written by the image trainers.
 STAGE1_FOLDERS = ("vqvae", "vqgan")
+PRIOR_FOLDER = "codegpt"
 
 
-def resolve_weights(path: str | Path, names: tuple[str, ...] = STAGE1_FOLDERS) -> tuple[Path, str]:
-    """A run folder (``<run>/best/<name>/weights.pth``, else ``latest``) or a weights file ->
-    ``(weights file, model folder name)``.
+def resolve_weights(path: str | Path, names: tuple[str, ...] = STAGE1_FOLDERS) -> checkpoint.ResolvedWeights:
+    """A run folder (``<run>/best/<name>/weights.pth``, else ``latest``) or a weights file inside a
+    ``<name>`` folder -> :class:`~dac_diveq.training.checkpoint.ResolvedWeights`.
 
     Raises:
-        FileNotFoundError: nothing loadable at ``path`` (one-line message).
+        FileNotFoundError: nothing loadable at ``path`` (one line naming it).
     """
-    path = Path(path)
-    if path.is_file():
-        name = path.parent.name
-        if name not in names:
-            raise FileNotFoundError(f"{path}: expected a weights file inside a {'/'.join(names)} folder "
-                                    "of a run checkpoint")
-        return path, name
-    for tag in ("best", "latest"):
-        for name in names:
-            candidate = path / tag / name / "weights.pth"
-            if candidate.is_file():
-                return candidate, name
-    raise FileNotFoundError(f"{path}: no {'/'.join(names)} checkpoint (looked for best/ and latest/)")
+    try:
+        return checkpoint.resolve_weights(path, names, bare=False)
+    except FileNotFoundError as exc:
+        raise FileNotFoundError(f"{path}: {exc}") from None
 
 
 def load_stage1(path: str | Path) -> torch.nn.Module:
     """Load a trained VQ-VAE or VQGAN (eval mode) from a run folder or weights file."""
     from . import VQGAN, VQVAE
 
-    weights, name = resolve_weights(path)
-    cls = VQVAE if name == "vqvae" else VQGAN
+    found = resolve_weights(path)
+    cls = VQVAE if found.model == "vqvae" else VQGAN
     try:
-        model = cls.load(str(weights))
+        model = cls.load(str(found.path))
     except Exception as exc:  # a truncated/foreign file is a user error, not a traceback
         raise checkpoint.CheckpointError(
-            f"{weights}: not a readable {cls.__name__} weights file (truncated or corrupt? {exc})") from None
+            f"{found.path}: not a readable {cls.__name__} weights file (truncated or corrupt? {exc})") from None
     return model.eval()
+
+
+def load_prior(path: str | Path) -> torch.nn.Module:
+    """Load a trained :class:`~dac_diveq.image.CodeGPT` (eval mode) from a run folder or weights file.
+
+    Raises:
+        FileNotFoundError: no ``codegpt`` weights at ``path``.
+        checkpoint.CheckpointError: an unreadable file or weights that do not fit their metadata.
+    """
+    from . import CodeGPT
+
+    found = resolve_weights(path, (PRIOR_FOLDER,))
+    try:
+        prior = CodeGPT.load(str(found.path))
+    except Exception as exc:
+        raise checkpoint.CheckpointError(f"{found.path}: not a readable CodeGPT weights file ({exc})") from None
+    checkpoint.load_weights(prior, found.path)  # strict: BaseModel.load ignores missing tensors
+    return prior.eval()

@@ -9,7 +9,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from .loop import LoopConfig, TrainLoop
+from ..training.distributed import wrap
+from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
 from .trainer import to_model_range, to_unit_range
 
 
@@ -23,6 +24,9 @@ class PriorConfig(LoopConfig):
         grad_clip: max gradient norm of the GPT (0: no clipping).
     """
 
+    save_path: str = "runs/image/gpt"
+    batch_size: int = 16
+    valid_freq: int = 250
     top_k: Optional[int] = 100
     temperature: float = 1.0
     grad_clip: float = 1.0
@@ -71,7 +75,7 @@ class PriorTrainer(TrainLoop):
         prior: the GPT (not wrapped; with ``world_size > 1`` its loss is wrapped in DDP here).
         optimizer, scheduler: of the prior.
         train_data, val_data: datasets of ``(3, S, S)`` images in [0, 1].
-        device, rank, world_size, config_text: see :class:`~dac_diveq.image.loop.TrainLoop`.
+        device, rank, world_size, config_text: see :class:`~dac_diveq.training.loop.TrainLoop`.
     """
 
     score_key = "bits_per_code"
@@ -82,10 +86,7 @@ class PriorTrainer(TrainLoop):
         super().__init__(config, train_data, device, rank, world_size, config_text)
         self.stage1 = stage1.eval().requires_grad_(False)
         self.prior, self.optimizer, self.scheduler, self.val_data = prior, optimizer, scheduler, val_data
-        self.loss_module: torch.nn.Module = PriorLoss(prior)
-        if world_size > 1:
-            ids = [device.index] if device.type == "cuda" else None
-            self.loss_module = torch.nn.parallel.DistributedDataParallel(self.loss_module, device_ids=ids)
+        self.loss_module: torch.nn.Module = wrap(PriorLoss(prior), device, world_size)
         image = val_data[0][None].to(device)
         self.grid = tuple(encode_codes(stage1, image).shape[1:])
 
@@ -100,8 +101,7 @@ class PriorTrainer(TrainLoop):
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         terms = {"loss": loss.detach(), "bits_per_code": loss.detach() / math.log(2)}
-        if self.config.grad_clip > 0:
-            terms["other/grad_norm"] = torch.nn.utils.clip_grad_norm_(self.prior.parameters(), self.config.grad_clip)
+        clip_gradients(self.prior.parameters(), self.config.grad_clip, terms)
         self.optimizer.step()
         self.scheduler.step()
         terms["other/learning_rate"] = torch.tensor(self.optimizer.param_groups[0]["lr"])
@@ -113,9 +113,7 @@ class PriorTrainer(TrainLoop):
         prior = self.prior
         prior.eval()
         losses, counts = [], []
-        n = len(self.val_data)
-        for start in range(0, n, self.config.batch_size):
-            images = torch.stack([self.val_data[i] for i in range(start, min(n, start + self.config.batch_size))])
+        for images in fixed_batches(self.val_data, self.config.batch_size):
             codes = encode_codes(self.stage1, images.to(self.device))
             losses.append(float(prior.loss(codes)) * len(images))
             counts.append(len(images))

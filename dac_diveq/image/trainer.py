@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from ..metrics import image as image_metrics
+from ..training.distributed import unwrap
+from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
 from . import losses, stats as codebook_stats
-from .loop import LoopConfig, TrainLoop, unwrap
 
 RECONSTRUCTION_KEYS = ("rec/mse", "rec/l1", "perceptual/lpips")
 
@@ -30,13 +31,16 @@ class AutoencoderConfig(LoopConfig):
             ``adv/gen`` (the last > 0 needs a discriminator).
         disc_start: first step of the adversarial part.
         adaptive_weight: scale the generator's GAN loss by the adaptive weight.
-        grad_clip: max gradient norm of the autoencoder (0: no clipping).
+        grad_clip_d: max gradient norm of the discriminator (0: no clipping).
     """
 
+    save_path: str = "runs/image/vqvae_diveq"
+    batch_size: int = 16
+    valid_freq: int = 250
     lambdas: dict = field(default_factory=lambda: {"rec/mse": 1.0, "perceptual/lpips": 1.0, "vq/aux": 1.0})
     disc_start: int = 0
     adaptive_weight: bool = True
-    grad_clip: float = 0.0
+    grad_clip_d: float = 0.0
 
 
 @dataclass
@@ -78,8 +82,10 @@ class AutoencoderTrainer(TrainLoop):
     Args:
         config: :class:`AutoencoderConfig`.
         parts: :class:`AutoencoderParts`.
-        device, rank, world_size, config_text: see :class:`~dac_diveq.image.loop.TrainLoop`.
+        device, rank, world_size, config_text: see :class:`~dac_diveq.training.loop.TrainLoop`.
     """
+
+    score_key = "rec/mse"
 
     def __init__(self, config: AutoencoderConfig, parts: AutoencoderParts, device: torch.device,
                  rank: int = 0, world_size: int = 1, config_text: str = "") -> None:
@@ -131,8 +137,7 @@ class AutoencoderTrainer(TrainLoop):
         terms["loss"] = loss
         p.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if cfg.grad_clip > 0:
-            terms["other/grad_norm"] = torch.nn.utils.clip_grad_norm_(p.model.parameters(), cfg.grad_clip)
+        clip_gradients(p.model.parameters(), cfg.grad_clip, terms)
         p.optimizer.step()
         p.scheduler.step()
 
@@ -142,6 +147,7 @@ class AutoencoderTrainer(TrainLoop):
             terms["adv/disc"] = losses.hinge_d_loss(real.float(), fake.float())
             p.optimizer_d.zero_grad(set_to_none=True)
             terms["adv/disc"].backward()
+            clip_gradients(p.discriminator.parameters(), cfg.grad_clip_d, terms, "other/grad_norm_d")
             p.optimizer_d.step()
             p.scheduler_d.step()
         terms["other/learning_rate"] = torch.tensor(p.optimizer.param_groups[0]["lr"])
@@ -166,9 +172,7 @@ class AutoencoderTrainer(TrainLoop):
         model = unwrap(p.model)
         values: dict[str, list[float]] = {}
         stats = codebook_stats.new_accumulator(model.quantizer)
-        n = len(p.val_data)
-        for start in range(0, n, self.config.batch_size):
-            images = torch.stack([p.val_data[i] for i in range(start, min(n, start + self.config.batch_size))])
+        for images in fixed_batches(p.val_data, self.config.batch_size):
             recons, codes, latents = self.reconstruct(images)
             images = images.to(recons.device)
             values.setdefault("rec/mse", []).append(float(F.mse_loss(recons * 2 - 1, images * 2 - 1)))
@@ -190,6 +194,6 @@ class AutoencoderTrainer(TrainLoop):
             return
         images = torch.stack([self.parts.val_data[i] for i in range(min(count, len(self.parts.val_data)))])
         recons, _, _ = self.reconstruct(images)
-        if self.step == self.config.sample_freq:
+        if self.first_sample_step:
             self.writer.add_images("samples/input", images, self.step)
         self.writer.add_images("samples/reconstruction", recons.cpu(), self.step)

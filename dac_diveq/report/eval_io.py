@@ -8,12 +8,12 @@ import hashlib
 import io
 import json
 import math
-import os
 import re
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Optional
+
+from ..training.checkpoint import atomic_path
 
 
 def read_seed(weights: Path) -> Optional[int]:
@@ -55,15 +55,8 @@ def config_hash(kwargs: dict) -> str:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, newline="")
 
 
 def _json_value(v):

@@ -10,8 +10,9 @@ import torch
 from audiotools.data.datasets import AudioDataset
 from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dac_diveq.codec import checkpoint
+from dac_diveq.training import checkpoint
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
@@ -144,3 +145,23 @@ def test_checkpoint_from_another_configuration_is_refused(audio_folders, tmp_pat
     other = _trainer(audio_folders, tmp_path, method="ste", num_iters=2)
     with pytest.raises(checkpoint.CheckpointError, match="method"):
         other.resume()
+
+
+def test_audio_samples_are_logged_on_sample_steps_that_are_not_validation_steps(audio_folders, tmp_path):
+    trainer = _trainer(audio_folders, tmp_path, num_iters=4)
+    trainer.config.valid_freq, trainer.config.sample_freq = 4, 3  # validation at 4, samples at 3
+    trainer.run()
+    events = EventAccumulator(str(tmp_path / "logs"), size_guidance={"audio": 0})
+    events.Reload()
+    steps = {tag: [e.step for e in events.Audio(tag)] for tag in events.Tags()["audio"]}
+    assert steps == {f"samples/{i}/{kind}": [3] for i in (0, 1) for kind in ("recons", "input")}
+
+
+def test_gradient_clipping_is_configured_per_model(audio_folders, tmp_path):
+    trainer = _trainer(audio_folders, tmp_path, adversarial=True, num_iters=1)
+    batch = trainer.prepare_batch(next(iter(torch.utils.data.DataLoader(
+        trainer.train_data, batch_size=2, collate_fn=trainer.collate()))))
+    terms = trainer.train_step(batch)
+    assert {"other/grad_norm", "other/grad_norm_d"} <= set(terms)  # DAC's defaults: 1e3 and 10
+    trainer.config.grad_clip = trainer.config.grad_clip_d = 0.0
+    assert not {"other/grad_norm", "other/grad_norm_d"} & set(trainer.train_step(batch))

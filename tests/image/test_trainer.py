@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from dac_diveq.codec import checkpoint
+from dac_diveq.training import checkpoint
 from dac_diveq.data.images import EmbeddedImages
 from dac_diveq.image import VQGAN, VQVAE, CodeGPT, PatchDiscriminator
 from dac_diveq.image.prior import PriorConfig, PriorTrainer, encode_codes, generate

@@ -124,7 +124,7 @@ sys.path.insert(0, "scripts")
 import argbind
 import torch
 import train_image
-from dac_diveq.image.loop import unwrap
+from dac_diveq.training.distributed import unwrap
 
 args = argbind.parse_args()
 with argbind.scope(args):

@@ -1,0 +1,60 @@
+"""Process-group set-up and DDP wrapping for the training entry points (``torchrun`` or one process)."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+
+
+def distributed_context() -> tuple[int, int, torch.device]:
+    """Initialise ``torch.distributed`` when launched by torchrun.
+
+    Returns:
+        ``(rank, world_size, device)``: ``(0, 1, cpu or cuda:0)`` for a single process; under
+        torchrun the process group is initialised (NCCL on GPUs, gloo on CPUs) and the device is
+        ``cuda:LOCAL_RANK`` when CUDA is available.
+    """
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    return rank, world, device
+
+
+def wrap(module: Optional[torch.nn.Module], device: torch.device,
+         world_size: int) -> Optional[torch.nn.Module]:
+    """``module`` in :class:`DistributedDataParallel` when ``world_size > 1``, else itself.
+
+    Args:
+        module: a model already on ``device`` (None passes through, for optional parts such as
+            a discriminator).
+        device: this process's device (its index is DDP's ``device_ids`` on CUDA).
+        world_size: number of processes.
+    """
+    if module is None or world_size <= 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a :class:`DistributedDataParallel` wrapper (or the model itself)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def gather_objects(obj, world_size: int) -> list:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` for one process)."""
+    if world_size <= 1:
+        return [obj]
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -1,0 +1,169 @@
+"""The shared training loop on a toy trainer (plain torch, no track, no audiotools): cadence of
+logging, validation, samples and checkpoints; best selection; optional clipping; exact resume."""
+import math
+import os
+
+import pytest
+import torch
+
+from dac_diveq.training import checkpoint
+from dac_diveq.training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
+
+
+class Line(torch.nn.Module):
+    """``y = w x + b`` with the two methods the checkpoints use (audiotools' ``BaseModel`` API)."""
+
+    def __init__(self, method: str = "sgd") -> None:
+        super().__init__()
+        self.method = method
+        self.linear = torch.nn.Linear(1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+    def save(self, path: str, package: bool = False) -> str:
+        torch.save({"state_dict": self.state_dict(), "metadata": {"kwargs": {"method": self.method}}}, path)
+        return path
+
+
+class Points(torch.utils.data.Dataset):
+    """Item ``i`` is a deterministic function of ``i`` (noisy points on ``y = 3x - 1``)."""
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(i)
+        x = torch.rand(1, generator=g)
+        return torch.cat([x, 3 * x - 1 + 0.01 * torch.randn(1, generator=g)])
+
+
+class ToyTrainer(TrainLoop):
+    score_key = "mse"
+
+    def __init__(self, config: LoopConfig, method: str = "sgd", scores=None) -> None:
+        super().__init__(config, Points(), torch.device("cpu"))
+        torch.manual_seed(config.seed)
+        self.model = Line(method)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, 3, 0.5)
+        self.scores = scores  # scripted validation scores (None: the real MSE)
+        self.events: list[tuple[str, int]] = []
+
+    def checkpointed(self):
+        return {"line": (self.model, {"optimizer.pth": self.optimizer, "scheduler.pth": self.scheduler})}
+
+    def train_step(self, batch):
+        x, y = batch[:, :1], batch[:, 1:]
+        # Draws from the global RNG, as the quantizers' noise does: resume must restore it.
+        noise = 1e-3 * torch.randn_like(x)
+        loss = torch.nn.functional.mse_loss(self.model(x + noise), y)
+        self.optimizer.zero_grad()
+        loss.backward()
+        terms = {"loss": loss.detach()}
+        clip_gradients(self.model.parameters(), self.config.grad_clip, terms)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.events.append(("step", self.step + 1))
+        return terms
+
+    @torch.no_grad()
+    def validate(self):
+        self.events.append(("validate", self.step))
+        if self.scores is not None:
+            return {"mse": self.scores[self.step]}
+        batch = torch.stack([Points()[i] for i in range(8)])
+        return {"mse": float(torch.nn.functional.mse_loss(self.model(batch[:, :1]), batch[:, 1:]))}
+
+    def log_samples(self):
+        self.events.append(("samples", self.step))
+
+
+def _config(tmp_path, **kw):
+    settings = dict(save_path=str(tmp_path), num_iters=6, batch_size=2, valid_freq=2, log_freq=1)
+    return LoopConfig(**{**settings, **kw})
+
+
+def test_samples_are_logged_on_sample_steps_that_are_not_validation_steps(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path, num_iters=7, valid_freq=4, sample_freq=3))
+    trainer.run()
+    assert [s for kind, s in trainer.events if kind == "samples"] == [3, 6]
+    assert [s for kind, s in trainer.events if kind == "validate"] == [4, 7]  # and at the end
+
+
+def test_no_samples_without_sample_freq_and_no_validation_without_valid_freq(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path, valid_freq=0, sample_freq=0))
+    assert trainer.run() == {}
+    assert {kind for kind, _ in trainer.events} == {"step"}
+    assert not (tmp_path / "latest").exists()
+
+
+def test_best_follows_the_score_and_milestones_keep_their_own_tag(tmp_path):
+    scores = {2: 0.5, 4: 0.7, 6: 0.3}
+    trainer = ToyTrainer(_config(tmp_path, save_iters=[4]), scores=scores)
+    trainer.run()
+    step_of = {tag: torch.load(tmp_path / tag / "trainer.pth", weights_only=False)["step"]
+               for tag in ("latest", "best", "4")}
+    assert step_of == {"latest": 6, "best": 6, "4": 4}
+    assert trainer.best == 0.3 and [h["step"] for h in trainer.history] == [2, 4, 6]
+    # Only the checkpoints some tag points to are kept.
+    assert len(os.listdir(tmp_path / checkpoint.STORE)) == 2
+
+
+def test_best_is_not_moved_by_a_worse_score(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path, num_iters=4), scores={2: 0.5, 4: 0.9})
+    trainer.run()
+    assert torch.load(tmp_path / "best" / "trainer.pth", weights_only=False)["step"] == 2
+
+
+def test_gradient_clipping_is_optional_and_configured(tmp_path):
+    clipped = ToyTrainer(_config(tmp_path / "a", grad_clip=1e-3))
+    batch = torch.stack([Points()[i] for i in range(2)])
+    terms = clipped.train_step(batch)
+    assert float(terms["other/grad_norm"]) > 1e-3  # the norm before clipping is what is logged
+    unclipped = ToyTrainer(_config(tmp_path / "b", grad_clip=0.0))
+    assert "other/grad_norm" not in unclipped.train_step(batch)
+
+
+def test_clipping_bounds_the_norm_of_the_update():
+    weight = torch.nn.Parameter(torch.zeros(3))
+    (weight * torch.tensor([30.0, 40.0, 0.0])).sum().backward()
+    terms = {}
+    clip_gradients([weight], 5.0, terms, "other/grad_norm_d")
+    assert float(terms["other/grad_norm_d"]) == pytest.approx(50.0)
+    assert float(weight.grad.norm()) == pytest.approx(5.0, rel=1e-5)
+
+
+def test_resume_after_interruption_continues_exactly(tmp_path):
+    straight = ToyTrainer(_config(tmp_path / "a"))
+    straight.run()
+    interrupted = ToyTrainer(_config(tmp_path / "b"))
+    interrupted.run(until=4)
+    resumed = ToyTrainer(_config(tmp_path / "b", seed=123))
+    assert resumed.resume() and resumed.step == 4
+    resumed.run()
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert straight.scheduler.state_dict() == resumed.scheduler.state_dict()
+    assert straight.history == resumed.history
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    ToyTrainer(_config(tmp_path, num_iters=2)).run()
+    with pytest.raises(checkpoint.CheckpointError, match="method='sgd'"):
+        ToyTrainer(_config(tmp_path), method="adam").resume()
+
+
+def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path))
+    assert not trainer.resume() and trainer.step == 0 and trainer.best == math.inf
+
+
+def test_amp_must_be_a_known_mode(tmp_path):
+    with pytest.raises(ValueError, match="amp must be 'none' or 'bf16'"):
+        _config(tmp_path, amp="fp16")
+
+
+def test_fixed_batches_cover_the_dataset_in_order():
+    batches = list(fixed_batches(list(range(7)), 3, collate=list))
+    assert batches == [[0, 1, 2], [3, 4, 5], [6]]
