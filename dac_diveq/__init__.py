@@ -1,15 +1,36 @@
-"""dac-diveq: DiVeQ / SF-DiVeQ vector quantizers for the Descript Audio Codec (DAC)."""
+"""dac-diveq: DiVeQ / SF-DiVeQ vector quantizers for the Descript Audio Codec (DAC).
+
+Importing the package loads nothing heavy: the quantizer core (:mod:`dac_diveq.quantize`, torch only)
+and the DAC integration (:mod:`dac_diveq.codec`, which needs ``dac`` and ``audiotools``) are loaded
+on first access of their names here.
+"""
 
 __version__ = "0.1.0"
 
-from .codec.compat import patch_audiotools
+#: Public name -> module that defines it (imported on first access).
+_EXPORTS = {
+    "METHODS": "dac_diveq.quantize",
+    "Quantizer": "dac_diveq.quantize",
+    "QuantizerOutput": "dac_diveq.quantize",
+    "DiVeQDAC": "dac_diveq.codec.model",
+    "from_dac": "dac_diveq.codec.register",
+    "register": "dac_diveq.codec.register",
+    "export_to_dac": "dac_diveq.codec.export",
+    "patch_audiotools": "dac_diveq.codec.compat",
+}
 
-patch_audiotools()
+__all__ = sorted(_EXPORTS) + ["__version__"]
 
-from .codec.export import export_to_dac  # noqa: E402  (after the shim)
-from .codec.model import DiVeQDAC  # noqa: E402
-from .codec.register import from_dac, register  # noqa: E402
-from .quantize import METHODS, Quantizer, QuantizerOutput  # noqa: E402
 
-__all__ = ["METHODS", "DiVeQDAC", "Quantizer", "QuantizerOutput", "__version__", "export_to_dac", "from_dac",
-           "patch_audiotools", "register"]
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later accesses skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -214,7 +214,7 @@ def evaluate(
     import torch
     from audiotools import AudioSignal
 
-    import dac_diveq  # noqa: F401  (patches audiotools for this torchaudio)
+    import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
     from dac_diveq.codec import codec_io
     from dac_diveq.metrics import codebook as cb
     from dac_diveq.metrics import speech

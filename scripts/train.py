@@ -15,7 +15,7 @@ from audiotools.data.datasets import AudioDataset, AudioLoader
 from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
 
-import dac_diveq  # noqa: F401  (patches audiotools for this torchaudio)
+import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.register import from_dac
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer

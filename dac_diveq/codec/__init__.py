@@ -1,1 +1,9 @@
-"""DAC integration: the codec model, argbind registration, export to stock DAC, compat shims, CLI."""
+"""DAC integration: the codec model, the DAC drop-in quantizer layers, argbind registration, export to
+stock DAC, compat shims, the command line, the codec trainer and its evaluation.
+
+Importing this package installs the audiotools shim (:func:`.compat.patch_audiotools`): every module
+here uses audiotools, whose ``util.info`` fails with torchaudio >= 2.9 without it.
+"""
+from .compat import patch_audiotools
+
+patch_audiotools()

@@ -6,7 +6,7 @@ from typing import List, Optional, Union
 import torch
 from dac.model.dac import DAC, init_weights
 
-from ..quantize.dac_layers import ResidualVectorQuantize
+from .dac_layers import ResidualVectorQuantize
 
 #: The generator's folder in a training checkpoint (``save_path/<tag>/diveqdac/weights.pth``).
 GENERATOR = "diveqdac"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from dac.model.dac import DAC
 
-from ..quantize.dac_layers import ResidualVectorQuantize
+from .dac_layers import ResidualVectorQuantize
 from .model import DiVeQDAC, dac_architecture
 
 

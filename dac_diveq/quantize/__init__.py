@@ -5,12 +5,18 @@
 * :mod:`.codebook` - codebook state and maintenance (replacement, SF init, EMA)
 * :mod:`.core` - :class:`Quantizer`, one stage on ``(..., D)`` tensors
 * :mod:`.residual` - residual and product wrappers
-* :mod:`.dac_layers` - drop-ins for ``dac.nn.quantize``
+
+This package imports torch (and numpy) only, so DiVeQ can be used in any model without DAC.
+``VectorQuantize`` / ``ResidualVectorQuantize``, the drop-ins for ``dac.nn.quantize``, live with the
+codec (:mod:`dac_diveq.codec.dac_layers`); they stay importable from here for existing code, and only
+that access imports DAC.
 """
 from .core import Quantizer, QuantizerOutput
-from .dac_layers import ResidualVectorQuantize, VectorQuantize
 from .methods import METHODS, register
 from .residual import ProductQuantizer, ResidualQuantizer
+
+#: Names resolved lazily from the codec (they need ``dac``): see :func:`__getattr__`.
+_DAC_LAYERS = ("ResidualVectorQuantize", "VectorQuantize")
 
 __all__ = [
     "METHODS",
@@ -22,3 +28,13 @@ __all__ = [
     "VectorQuantize",
     "register",
 ]
+
+
+def __getattr__(name: str):
+    # The one import from quantize into another package (declared in the import-linter contract):
+    # a compatibility re-export, run only when the DAC layers are asked for.
+    if name in _DAC_LAYERS:
+        from ..codec import dac_layers
+
+        return getattr(dac_layers, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,7 +41,7 @@ def check_n_quantizers(n_quantizers: Optional[int]) -> None:
         raise ValueError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
 
 
-def _check_residual_mode(mode: str, method: str) -> None:
+def check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
     if mode == "joint" and method not in JOINT_METHODS:
@@ -66,7 +66,7 @@ class ResidualQuantizer(nn.Module):
     def __init__(self, n_quantizers: int, codebook_size: int, dim: int, method: str = "diveq",
                  residual_mode: str = "stagewise", quantizer_dropout: float = 0.0, **options) -> None:
         super().__init__()
-        _check_residual_mode(residual_mode, method)
+        check_residual_mode(residual_mode, method)
         if n_quantizers < 1:
             raise ValueError(f"n_quantizers must be >= 1, got {n_quantizers}")
         if not 0.0 <= quantizer_dropout <= 1.0:

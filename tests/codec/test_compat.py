@@ -8,7 +8,7 @@ import soundfile as sf
 import torch
 import torchaudio
 
-import dac_diveq  # noqa: F401  (installs the shim at import)
+import dac_diveq.codec  # noqa: F401  (importing the codec installs the shim)
 from dac_diveq.codec import compat
 from audiotools import AudioSignal
 from audiotools.core import util as at_util

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 from dac.nn.layers import WNConv1d
 from torch import nn
 
-from . import estimators
-from .core import Quantizer
-from .lookup import nearest
-from .residual import _check_residual_mode, check_n_quantizers, dropout_counts, joint_surrogate
+from ..quantize import estimators
+from ..quantize.core import Quantizer
+from ..quantize.lookup import nearest
+from ..quantize.residual import check_n_quantizers, check_residual_mode, dropout_counts, joint_surrogate
 
 
 def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
@@ -101,7 +101,7 @@ class ResidualVectorQuantize(nn.Module):
                  codebook_dim: Union[int, list] = 8, quantizer_dropout: float = 0.0, method: str = "ste",
                  residual_mode: str = "stagewise", **options) -> None:
         super().__init__()
-        _check_residual_mode(residual_mode, method)
+        check_residual_mode(residual_mode, method)
         if isinstance(codebook_dim, int):
             codebook_dim = [codebook_dim] * n_codebooks
         self.n_codebooks = n_codebooks

@@ -5,7 +5,8 @@ import pytest
 import torch
 import dac.nn.quantize as dac_quantize
 
-from dac_diveq.quantize import METHODS, ResidualVectorQuantize, VectorQuantize
+from dac_diveq.codec.dac_layers import ResidualVectorQuantize, VectorQuantize
+from dac_diveq.quantize import METHODS
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # DAC's weight_norm
 
