@@ -93,9 +93,9 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         import dac
 
         stock = dac.model.DAC.load(load_weights)
-        options = {k: getattr(generator, k) for k in ("lookup", "noise_var", "replace_every", "discard_threshold",
-                                                      "skip_iters", "avg_iters", "residual_mode")}
-        generator = from_dac(stock, method=generator.method, **options)
+        # Every quantizer option of the configuration, passed explicitly (not left to argbind's binding
+        # of DiVeQDAC inside from_dac).
+        generator = from_dac(stock, **generator.quantizer_config())
     generator = wrap(generator.to(device), device, world)
     discriminator = wrap(Discriminator().to(device), device, world) if config.adversarial else None
     with argbind.scope(args, "generator"):

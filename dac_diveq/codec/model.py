@@ -6,26 +6,11 @@ from typing import List, Optional, Union
 import torch
 from dac.model.dac import DAC, init_weights
 
+from ..quantize.options import COMMON_OPTIONS, options_of, takes_quantizer_options
 from .dac_layers import ResidualVectorQuantize
 
 #: The generator's folder in a training checkpoint (``save_path/<tag>/diveqdac/weights.pth``).
 GENERATOR = "diveqdac"
-
-# Quantizer options the codec exposes as its own (argbind-able) constructor arguments.
-QUANTIZER_OPTIONS = (
-    "lookup",
-    "noise_var",
-    "replace_every",
-    "replace_every_after",
-    "replace_slowdown_at",
-    "replace_stop_before_end",
-    "discard_threshold",
-    "skip_iters",
-    "avg_iters",
-    "latents_per_code",
-    "ema_decay",
-    "kl_weight",
-)
 
 
 def dac_architecture(model: DAC) -> dict:
@@ -44,6 +29,7 @@ def dac_architecture(model: DAC) -> dict:
     )
 
 
+@takes_quantizer_options(COMMON_OPTIONS, lookup="cosine")
 class DiVeQDAC(DAC):
     """``dac.model.DAC`` whose residual quantizer uses a selectable estimator.
 
@@ -57,7 +43,10 @@ class DiVeQDAC(DAC):
         codebook_size, codebook_dim, quantizer_dropout, sample_rate: as ``dac.model.DAC``.
         method: quantization method (see :data:`dac_diveq.quantize.METHODS`).
         residual_mode: ``"stagewise"`` or ``"joint"`` (DiVeQ only).
-        lookup ... kl_weight: :class:`~dac_diveq.quantize.Quantizer` options.
+        lookup, noise_var, replace_every, replace_every_after, replace_slowdown_at, replace_stop_before_end,
+        discard_threshold, skip_iters, avg_iters, latents_per_code, ema_decay, kl_weight:
+            :class:`~dac_diveq.quantize.Quantizer` options (:data:`~dac_diveq.quantize.options.COMMON_OPTIONS`),
+            with the core's defaults except ``lookup="cosine"``, DAC's rule.
     """
 
     def __init__(
@@ -74,18 +63,7 @@ class DiVeQDAC(DAC):
         sample_rate: int = 44100,
         method: str = "diveq",
         residual_mode: str = "stagewise",
-        lookup: str = "cosine",
-        noise_var: float = 1e-3,
-        replace_every: int = 100,
-        replace_every_after: int = 500,
-        replace_slowdown_at: int = 2000,
-        replace_stop_before_end: int = 1000,
-        discard_threshold: float = 0.01,
-        skip_iters: int = 1000,
-        avg_iters: int = 50,
-        latents_per_code: int = 32,
-        ema_decay: float = 0.99,
-        kl_weight: float = 5e-4,
+        **options,
     ) -> None:
         super().__init__(encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
                          codebook_size, codebook_dim, quantizer_dropout, sample_rate)
@@ -93,13 +71,6 @@ class DiVeQDAC(DAC):
         self.quantizer_dropout = quantizer_dropout
         self.method = method
         self.residual_mode = residual_mode
-        options = dict(lookup=lookup, noise_var=noise_var, replace_every=replace_every,
-                       replace_every_after=replace_every_after, replace_slowdown_at=replace_slowdown_at,
-                       replace_stop_before_end=replace_stop_before_end, discard_threshold=discard_threshold,
-                       skip_iters=skip_iters, avg_iters=avg_iters, latents_per_code=latents_per_code,
-                       ema_decay=ema_decay, kl_weight=kl_weight)
-        for name, value in options.items():
-            setattr(self, name, value)
         self.quantizer = ResidualVectorQuantize(
             input_dim=self.latent_dim,
             n_codebooks=n_codebooks,
@@ -111,6 +82,11 @@ class DiVeQDAC(DAC):
             **options,
         )
         self.quantizer.apply(init_weights)
+
+    def quantizer_config(self) -> dict:
+        """``method``, ``residual_mode`` and every quantizer option: what :func:`~.register.from_dac`
+        needs to rebuild this quantizer around other (e.g. pretrained) weights."""
+        return {"method": self.method, "residual_mode": self.residual_mode, **options_of(self)}
 
     def forward(self, audio_data: torch.Tensor, sample_rate: Optional[int] = None,
                 n_quantizers: Optional[int] = None) -> dict:

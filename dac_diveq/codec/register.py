@@ -44,14 +44,20 @@ def register(model: DAC, method: str = "diveq", residual_mode: str = "stagewise"
     return model
 
 
-def from_dac(model: DAC, method: str = "diveq", **options) -> DiVeQDAC:
+def from_dac(model: DAC, method: str = "diveq", residual_mode: str = "stagewise", **options) -> DiVeQDAC:
     """A :class:`DiVeQDAC` with ``model``'s architecture and weights (e.g. DAC's released 16 kHz model).
+
+    Every argument reaches the new model explicitly: the architecture from ``model``, the quantizer
+    configuration from the call. To keep a configured model's quantizer, pass
+    ``**configured.quantizer_config()``; options not given take :class:`DiVeQDAC`'s defaults.
 
     Args:
         model: a ``dac.model.DAC``.
-        method, **options: quantizer configuration (see :class:`DiVeQDAC`).
+        method, residual_mode: the quantizer's estimator and residual mode.
+        **options: quantizer options (:data:`~dac_diveq.quantize.options.COMMON_OPTIONS`); an unknown
+            name is a ``TypeError``.
     """
-    ours = DiVeQDAC(**dac_architecture(model), method=method, **options)
+    ours = DiVeQDAC(**dac_architecture(model), method=method, residual_mode=residual_mode, **options)
     missing, unexpected = ours.load_state_dict(model.state_dict(), strict=False)
     if unexpected or [k for k in missing if ".maintenance." not in k]:
         raise ValueError(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")

@@ -13,24 +13,6 @@ from ..quantize.residual import ProductQuantizer, ResidualQuantizer
 STRUCTURES = ("single", "residual", "product")
 
 
-#: Core :class:`~dac_diveq.quantize.Quantizer` options the image models take as their own
-#: (explicit) constructor arguments, so that argbind and ``BaseModel.save`` see them.
-QUANTIZER_OPTIONS = ("lookup", "noise_var", "replace_every", "replace_every_after", "replace_slowdown_at",
-                     "replace_stop_before_end", "discard_threshold", "skip_iters", "avg_iters",
-                     "latents_per_code", "ema_decay", "kl_weight", "commitment_weight", "codebook_weight",
-                     "codebook_init")
-
-
-def record_options(model: nn.Module, arguments: dict) -> dict:
-    """Pick the quantizer options out of a constructor's ``arguments`` (its ``locals()``), store
-    each on ``model`` under its argument name (audiotools' ``save`` reads them back as kwargs)
-    and return them for :class:`SpatialQuantizer`."""
-    options = {name: arguments[name] for name in QUANTIZER_OPTIONS}
-    for name, value in options.items():
-        setattr(model, name, value)
-    return options
-
-
 class SpatialQuantizer(nn.Module):
     """Quantizes every spatial position of a feature map as one ``C``-dimensional vector.
 

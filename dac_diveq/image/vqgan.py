@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from audiotools.ml import BaseModel
 from torch import nn
 
-from .quantizer import SpatialQuantizer, record_options
+from ..quantize.options import takes_quantizer_options
+from .quantizer import SpatialQuantizer
 from .vqvae import grid_shape
 
 
@@ -157,6 +158,7 @@ class Decoder(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+@takes_quantizer_options(noise_var=1e-2, codebook_init="uniform")
 class VQGAN(BaseModel):
     """VQGAN autoencoder (stage 1) with a selectable quantizer.
 
@@ -177,8 +179,9 @@ class VQGAN(BaseModel):
         embed_dim: codeword dimension D (``quant_conv`` maps ``z_channels`` to it).
         codebook_size: codewords K per codebook.
         method, structure, n_quantizers, residual_mode: see :class:`SpatialQuantizer`.
-        lookup ... codebook_init: :class:`~dac_diveq.quantize.Quantizer` options; ``noise_var``
-            defaults to the paper's VQGAN value 1e-2.
+        lookup, noise_var, ..., codebook_init: the :class:`~dac_diveq.quantize.Quantizer` options of
+            :data:`~dac_diveq.quantize.options.MODEL_OPTIONS`, with the core's defaults except
+            ``noise_var=1e-2`` (the paper's VQGAN value) and ``codebook_init="uniform"``.
     """
 
     def __init__(
@@ -197,21 +200,7 @@ class VQGAN(BaseModel):
         structure: str = "single",
         n_quantizers: int = 1,
         residual_mode: str = "stagewise",
-        lookup: str = "euclidean",
-        noise_var: float = 1e-2,
-        replace_every: int = 100,
-        replace_every_after: int = 500,
-        replace_slowdown_at: int = 2000,
-        replace_stop_before_end: int = 1000,
-        discard_threshold: float = 0.01,
-        skip_iters: int = 1000,
-        avg_iters: int = 50,
-        latents_per_code: int = 32,
-        ema_decay: float = 0.99,
-        kl_weight: float = 5e-4,
-        commitment_weight: float = 0.25,
-        codebook_weight: float = 1.0,
-        codebook_init: str = "uniform",
+        **options,
     ) -> None:
         super().__init__()
         if not ch_mult:
@@ -231,7 +220,6 @@ class VQGAN(BaseModel):
         self.structure = structure
         self.n_quantizers = n_quantizers
         self.residual_mode = residual_mode
-        options = record_options(self, locals())
 
         arch = dict(ch=ch, ch_mult=self.ch_mult, num_res_blocks=num_res_blocks,
                     attn_resolutions=self.attn_resolutions, dropout=dropout, resolution=resolution,

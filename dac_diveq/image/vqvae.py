@@ -13,7 +13,8 @@ import torch
 from audiotools.ml import BaseModel
 from torch import nn
 
-from .quantizer import SpatialQuantizer, record_options
+from ..quantize.options import takes_quantizer_options
+from .quantizer import SpatialQuantizer
 
 
 class ResidualBlock(nn.Module):
@@ -87,6 +88,7 @@ class Decoder(nn.Module):
         return self.up(self.res(self.conv_in(z)))
 
 
+@takes_quantizer_options(codebook_init="uniform")
 class VQVAE(BaseModel):
     """VQ-VAE for image compression with a selectable quantizer.
 
@@ -107,8 +109,9 @@ class VQVAE(BaseModel):
         codebook_dim: codeword dimension D (channels of the quantized latents).
         codebook_size: codewords K per codebook.
         method, structure, n_quantizers, residual_mode: see :class:`SpatialQuantizer`.
-        lookup ... codebook_init: :class:`~dac_diveq.quantize.Quantizer` options (``codebook_init``
-            defaults to the authors' U(0, 1/K) here; DAC's N(0, 1) is the core's default).
+        lookup, noise_var, ..., codebook_init: the :class:`~dac_diveq.quantize.Quantizer` options of
+            :data:`~dac_diveq.quantize.options.MODEL_OPTIONS`, with the core's defaults except
+            ``codebook_init="uniform"`` (the authors' U(0, 1/K); DAC's N(0, 1) is the core's default).
     """
 
     def __init__(
@@ -124,21 +127,7 @@ class VQVAE(BaseModel):
         structure: str = "single",
         n_quantizers: int = 1,
         residual_mode: str = "stagewise",
-        lookup: str = "euclidean",
-        noise_var: float = 1e-3,
-        replace_every: int = 100,
-        replace_every_after: int = 500,
-        replace_slowdown_at: int = 2000,
-        replace_stop_before_end: int = 1000,
-        discard_threshold: float = 0.01,
-        skip_iters: int = 1000,
-        avg_iters: int = 50,
-        latents_per_code: int = 32,
-        ema_decay: float = 0.99,
-        kl_weight: float = 5e-4,
-        commitment_weight: float = 0.25,
-        codebook_weight: float = 1.0,
-        codebook_init: str = "uniform",
+        **options,
     ) -> None:
         super().__init__()
         if n_down < 1:
@@ -157,7 +146,6 @@ class VQVAE(BaseModel):
         self.structure = structure
         self.n_quantizers = n_quantizers
         self.residual_mode = residual_mode
-        options = record_options(self, locals())
 
         self.encoder = Encoder(in_channels, channels, res_channels, n_down, n_res_blocks)
         self.pre_quant = nn.Conv2d(channels, codebook_dim, kernel_size=1)

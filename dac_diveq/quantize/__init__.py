@@ -3,7 +3,8 @@
 * :mod:`.estimators`, :mod:`.space_filling` - the gradient surrogates (pure functions)
 * :mod:`.methods` - the registry of named methods (:data:`METHODS`)
 * :mod:`.codebook` - codebook state and maintenance (replacement, SF init, EMA)
-* :mod:`.core` - :class:`Quantizer`, one stage on ``(..., D)`` tensors
+* :mod:`.core` - :class:`Quantizer`, one stage on ``(..., D)`` tensors (the one declaration of its options)
+* :mod:`.options` - the quantizer options models expose as their own constructor arguments
 * :mod:`.residual` - residual and product wrappers
 
 This package imports torch (and numpy) only, so DiVeQ can be used in any model without DAC.

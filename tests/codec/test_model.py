@@ -1,4 +1,5 @@
 """The codec model: DAC architecture with our quantizer, registration into DAC, export to stock DAC."""
+import inspect
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from dac_diveq.codec.export import export_to_dac, to_stock_dac
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.register import from_dac, register
 from dac_diveq.quantize import METHODS
+from dac_diveq.quantize.options import COMMON_OPTIONS, core_parameters
 
 TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
             n_codebooks=3, codebook_size=64, codebook_dim=8, sample_rate=16000)
@@ -98,3 +100,36 @@ def test_export_refuses_a_lookup_stock_dac_cannot_reproduce():
     model = DiVeQDAC(**TINY, method="diveq", lookup="euclidean")
     with pytest.raises(ValueError, match="cosine"):
         to_stock_dac(model)
+
+
+def test_from_dac_honours_every_quantizer_option_called_from_python():
+    torch.manual_seed(0)
+    stock = dac.model.DAC(**TINY).eval()
+    options = dict(lookup="euclidean", noise_var=2e-3, replace_every=3, replace_every_after=7, replace_slowdown_at=11,
+                   replace_stop_before_end=5, discard_threshold=0.2, skip_iters=9, avg_iters=4, latents_per_code=3,
+                   ema_decay=0.9, kl_weight=1e-3)
+    assert set(options) == set(COMMON_OPTIONS)
+    defaults = DiVeQDAC(**TINY).quantizer_config()
+    assert all(defaults[name] != value for name, value in options.items())  # every option is non-default
+    ours = from_dac(stock, method="sf_diveq", residual_mode="stagewise", **options)
+    assert ours.quantizer_config() == {"method": "sf_diveq", "residual_mode": "stagewise", **options}
+    for layer in ours.quantizer.quantizers:
+        stage = layer.codebook
+        schedule = stage.maintenance.schedule
+        assert (stage.method, stage.lookup, stage.noise_var, stage.kl_weight) == ("sf_diveq", "euclidean", 2e-3, 1e-3)
+        assert (schedule.every_after, schedule.slowdown_at, schedule.stop_before_end) == (7, 11, 5)
+        assert (stage.maintenance.discard_threshold, stage.maintenance.skip_iters, stage.maintenance.avg_iters) == (
+            0.2, 9, 4)
+        assert stage.maintenance.rows_per_step == -(-TINY["codebook_size"] * 3 // 4)  # latents_per_code=3
+    # The quantizer configuration of one model rebuilds the same quantizer around other weights.
+    again = from_dac(stock, **ours.quantizer_config())
+    assert again.quantizer_config() == ours.quantizer_config()
+    with pytest.raises(TypeError, match="nosuch"):
+        from_dac(stock, nosuch=1)
+
+
+def test_the_codec_takes_the_common_options_with_the_cores_defaults_but_dacs_lookup():
+    parameters = inspect.signature(DiVeQDAC).parameters
+    assert list(parameters)[-len(COMMON_OPTIONS):] == list(COMMON_OPTIONS)
+    for option in core_parameters(COMMON_OPTIONS):
+        assert parameters[option.name].default == ("cosine" if option.name == "lookup" else option.default)

@@ -1,11 +1,15 @@
 """VQVAE: the paper's Table 3 architecture, every quantization method trains through it, save/load."""
+import inspect
+
 import pytest
 import torch
 from torch import nn
 
+from dac_diveq import image
 from dac_diveq.image import VQVAE
 from dac_diveq.image.vqvae import ResidualBlock
 from dac_diveq.quantize import METHODS
+from dac_diveq.quantize.options import MODEL_OPTIONS, core_parameters
 
 # Thin widths keep the full-size (256x256, 4 downsamplings, 6 residual blocks) model fast on CPU.
 THIN = dict(channels=8, res_channels=4, codebook_dim=4, codebook_size=16)
@@ -106,3 +110,12 @@ def test_save_load_roundtrip(tmp_path):
     model.eval(), loaded.eval()
     a, b = model(x), loaded(x)
     assert torch.equal(a["codes"], b["codes"]) and torch.equal(a["recons"], b["recons"])
+
+
+@pytest.mark.parametrize("model, overrides", [("VQVAE", {"codebook_init": "uniform"}),
+                                              ("VQGAN", {"noise_var": 1e-2, "codebook_init": "uniform"})])
+def test_image_models_take_every_model_option_with_the_cores_defaults(model, overrides):
+    parameters = inspect.signature(getattr(image, model)).parameters
+    assert [name for name in parameters if name in MODEL_OPTIONS] == list(MODEL_OPTIONS)
+    for option in core_parameters():
+        assert parameters[option.name].default == overrides.get(option.name, option.default), option.name

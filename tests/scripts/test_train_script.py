@@ -128,6 +128,13 @@ def test_training_can_start_from_stock_dac_weights(tmp_path, data):
 
     tuned = DiVeQDAC.load(str(save / "latest" / "diveqdac" / "weights.pth"))
     assert tuned.method == "sf_diveq"
+    # Every quantizer option of the conf reached the fine-tuned model (conf/quickstart/base.yml's
+    # replacement schedule, the tiny conf's SF-DiVeQ initialisation), not DiVeQDAC's defaults.
+    config = tuned.quantizer_config()
+    assert {k: config[k] for k in ("replace_every", "replace_every_after", "replace_slowdown_at",
+                                   "replace_stop_before_end", "skip_iters", "avg_iters")} == dict(
+        replace_every=50, replace_every_after=100, replace_slowdown_at=200, replace_stop_before_end=50,
+        skip_iters=1, avg_iters=1)
     # The pretrained codebooks were kept (one small step away), not re-initialised from latents.
     for ours, theirs in zip(tuned.quantizer.quantizers, stock.quantizer.quantizers):
         assert (ours.codebook.weight - theirs.codebook.weight).abs().max() < 0.05
