@@ -1,5 +1,10 @@
 """What every evaluation writes: ``per_file.csv`` + ``summary.json`` (atomically), with the
-provenance the reports quote (commit, configuration hash, training seed)."""
+provenance the reports quote (commit, configuration hash, training seed).
+
+Every ``summary.json`` starts with the keys of :data:`SUMMARY_KEYS` (:func:`new_summary`), whatever
+its domain; a domain adds its own (speech: ``by_bitrate``, ``visqol_mapping``, ...; image:
+``by_setting``, ``bpp``, ...). ``domain`` tells :mod:`dac_diveq.report.runs` how to read the run.
+"""
 from __future__ import annotations
 
 import ast
@@ -14,6 +19,35 @@ from pathlib import Path
 from typing import Optional
 
 from ..training.checkpoint import atomic_path
+
+#: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
+#: are filled in as the evaluation runs.
+SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "device", "torch", "files",
+                "failed", "codebook", "wall_time_s")
+
+
+class EvalError(Exception):
+    """A one-line, user-facing reason to stop an evaluation (the scripts exit with status 2)."""
+
+
+def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, device: str, **fields) -> dict:
+    """A summary with the shared keys (:data:`SUMMARY_KEYS`) and the provenance filled in.
+
+    Args:
+        domain: ``"speech"`` or ``"image"`` (see :data:`dac_diveq.report.runs.DOMAINS`).
+        weights: the evaluated weights file (its run's ``trainer.pth`` gives the seed).
+        method: the quantization method (or reference codec).
+        model_kwargs: the model's constructor arguments, hashed into ``config_hash``.
+        device: where the model ran.
+        **fields: the domain's own keys, after the shared ones.
+    """
+    import torch
+
+    summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": read_seed(Path(weights)),
+               "commit": git_commit(), "config_hash": config_hash(model_kwargs), "device": str(device),
+               "torch": torch.__version__, "files": [], "failed": [], "codebook": None, "wall_time_s": None}
+    summary.update(fields)
+    return summary
 
 
 def read_seed(weights: Path) -> Optional[int]:

@@ -49,6 +49,8 @@ class Domain:
         provenance: extra (summary key, column title) pairs of the provenance table.
         setting_per_run: each run has one setting (image: one codebook size per model), so
             codebook statistics and training curves are shown per (method, setting).
+        plot_metrics: metrics plotted against the rate.
+        curves: ``(TensorBoard tag, title, axis label)`` of the training curves shown.
     """
 
     name: str
@@ -64,15 +66,25 @@ class Domain:
     always_metrics: tuple[str, ...] = ()
     provenance: tuple[tuple[str, str], ...] = ()
     setting_per_run: bool = False
+    plot_metrics: tuple[str, ...] = ()
+    curves: tuple[tuple[str, str, str], ...] = ()
 
 
 SPEECH = Domain("speech", "n_quantizers", "bitrate_kbps", "quantizers", "kbps", "bitrate", "bitrate", 2,
-                "bitrate", "DAC quantizer evaluation", provenance=(("visqol_mapping", "ViSQOL mapping"),))
+                "bitrate", "DAC quantizer evaluation", provenance=(("visqol_mapping", "ViSQOL mapping"),),
+                plot_metrics=("pesq_wb", "stoi", "visqol", "mel_distance"),
+                curves=(("val/mel/loss", "Validation mel loss", "Mel loss (L1 of log-mel)"),
+                        ("val/pesq_wb", "Validation PESQ-WB", "PESQ-WB (MOS-LQO)"),
+                        ("train/mel/loss", "Training mel loss", "Mel loss (L1 of log-mel)")))
 IMAGE = Domain("image", "bits", "bpp", "bits per code", "bpp", "bits per pixel", "bpp", 4,
                "bits-per-code setting", "Image VQ-VAE quantizer evaluation", always_metrics=("lpips",),
                provenance=(("codebook_size", "codebook size"), ("lpips_weights", "LPIPS weights"),
                            ("inception_weights", "Inception weights (FID)")),
-               setting_per_run=True)
+               setting_per_run=True, plot_metrics=("psnr", "ssim", "lpips"),
+               curves=(("val/psnr", "Validation PSNR", "PSNR (dB)"),
+                       ("val/rec/mse", "Validation reconstruction MSE", "MSE (pixels in [-1, 1])"),
+                       ("val/codebook/usage", "Validation codebook usage", "Fraction of codes used"),
+                       ("train/loss", "Training loss", "Loss (weighted sum of terms)")))
 #: summary["domain"] -> Domain.
 DOMAINS = {d.name: d for d in (SPEECH, IMAGE)}
 
