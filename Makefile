@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 RUN := runs/quickstart/diveq/seed0
 WEIGHTS := $(RUN)/best/diveqdac/weights.pth
 
-.PHONY: setup system-deps test quickstart image-quickstart bench
+.PHONY: setup system-deps test test-fast lint-imports quickstart image-quickstart bench
 
 setup: $(STAMP)
 
@@ -21,8 +21,17 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt | $(VPY)
 system-deps:
 	bash scripts/install_system_deps.sh
 
+# Everything, the import contracts included (tests/test_architecture.py runs import-linter).
 test: setup system-deps
 	$(VPY) -m pytest -q tests
+
+# The quick tier: no training runs, no launched processes (tests marked slow), for edit-test loops.
+test-fast: setup
+	$(VPY) -m pytest -q -m "not slow" tests
+
+# The import contracts of docs/architecture.md on their own (setup.cfg [importlinter]).
+lint-imports: setup
+	$(VENV)/bin/lint-imports setup.cfg
 
 # The main job on the embedded data, CPU: prepare speech, train a DiVeQ and an STE codec on the
 # same data and budget, evaluate both on the real test clips, encode/decode them with the DiVeQ

@@ -1,8 +1,6 @@
 """``python -m dac_diveq encode|decode|info`` end to end, on a tiny DiVeQDAC (real files, no mocks)."""
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import dac
@@ -14,10 +12,8 @@ import torch
 from dac_diveq.codec.cli import main
 from dac_diveq.codec.codec_io import MODEL_KEY
 from dac_diveq.codec.model import DiVeQDAC
+from tests.conftest import TINY_DAC, run_python
 
-TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
-            n_codebooks=3, codebook_size=64, sample_rate=16000, method="diveq")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def speechlike(seconds, sr=16000, channels=1, seed=0):
@@ -39,14 +35,12 @@ def write(path, seconds=0.6, sr=16000, channels=1, seed=0, **kwargs):
 def weights(tmp_path_factory):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("model") / "weights.pth"
-    DiVeQDAC(**TINY).save(str(path), package=False)
+    DiVeQDAC(**TINY_DAC).save(str(path), package=False)
     return path
 
 
 def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "dac_diveq", *map(str, args)], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=120)
+    return run_python(["-m", "dac_diveq", *args], timeout=120)
 
 
 def cli(capsys, *args):
@@ -64,6 +58,7 @@ def files_under(folder):
     return sorted(p for p in Path(folder).rglob("*") if p.is_file()) if Path(folder).exists() else []
 
 
+@pytest.mark.slow  # launches the CLI
 def test_folder_round_trip_mirrors_tree_and_keeps_length_and_rate(tmp_path, weights):
     """Subprocess, as users run it: an unchunked, a chunked (> win_duration), a 44.1 kHz, a stereo
     22.05 kHz ogg and an mp3 file come back at their own sample rate, length and channels."""
@@ -99,6 +94,7 @@ def test_folder_round_trip_mirrors_tree_and_keeps_length_and_rate(tmp_path, weig
     assert not [p for p in files_under(tmp_path) if ".partial" in p.name]
 
 
+@pytest.mark.slow  # launches the CLI
 def test_info_of_checkpoint_gives_frame_rate_bitrates_and_parameters(tmp_path, weights):
     result = run_cli("info", weights)
     assert result.returncode == 0, result.stderr
@@ -107,7 +103,7 @@ def test_info_of_checkpoint_gives_frame_rate_bitrates_and_parameters(tmp_path, w
     assert "frame rate: 50 Hz" in out and "codebooks: 3 x 64" in out
     assert "bitrate: 0.9 kbps with all 3 codebooks" in out  # 50 Hz x 3 x log2(64) = 900 b/s
     assert re.findall(r"^\s+(\d): ([\d.]+) kbps$", out, re.M) == [("1", "0.3"), ("2", "0.6"), ("3", "0.9")]
-    n_params = sum(p.numel() for p in DiVeQDAC(**TINY).parameters())
+    n_params = sum(p.numel() for p in DiVeQDAC(**TINY_DAC).parameters())
     assert f"parameters: {n_params:,}" in out
 
 
@@ -187,6 +183,7 @@ def test_bad_audio_is_rejected_in_one_line_without_output(tmp_path, weights, cap
     check_rejected(status, err, path, tmp_path / "out", reason)
 
 
+@pytest.mark.slow  # launches the CLI
 def test_missing_input_from_the_command_line(tmp_path, weights):
     result = run_cli("encode", tmp_path / "nope.wav", "--output", tmp_path / "out", "--weights_path", weights)
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -265,10 +262,10 @@ def test_bad_weights_are_rejected_in_one_line(tmp_path, weights, capsys, case, r
         path = tmp_path / "run"
         path.mkdir()
     elif case == "stock_dac":
-        dac.model.DAC(**{k: v for k, v in TINY.items() if k != "method"}).save(str(path), package=False)
+        dac.model.DAC(**TINY_DAC).save(str(path), package=False)
     elif case == "other_config":  # a 4-codebook state dict under this 3-codebook configuration
         data = torch.load(weights, weights_only=True)
-        data["state_dict"] = DiVeQDAC(**{**TINY, "n_codebooks": 4}).state_dict()
+        data["state_dict"] = DiVeQDAC(**{**TINY_DAC, "n_codebooks": 4}).state_dict()
         torch.save(data, path)
     wav = write(tmp_path / "x.wav")
     status, _, err = cli(capsys, "encode", wav, "--output", tmp_path / "out", "--weights_path", path)

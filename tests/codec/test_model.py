@@ -1,7 +1,5 @@
 """The codec model: DAC architecture with our quantizer, registration into DAC, export to stock DAC."""
 import inspect
-import subprocess
-import sys
 
 import dac
 import numpy as np
@@ -15,9 +13,7 @@ from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.register import from_dac, register
 from dac_diveq.quantize import METHODS
 from dac_diveq.quantize.options import COMMON_OPTIONS, core_parameters
-
-TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
-            n_codebooks=3, codebook_size=64, codebook_dim=8, sample_rate=16000)
+from tests.conftest import TINY_DAC, run_python
 
 
 def _speechlike(seconds=0.6, sr=16000, seed=0):
@@ -31,7 +27,7 @@ def _speechlike(seconds=0.6, sr=16000, seed=0):
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_builds_runs_and_round_trips_through_save_and_load(method, tmp_path):
     torch.manual_seed(0)
-    model = DiVeQDAC(**TINY, method=method, skip_iters=2, avg_iters=1)
+    model = DiVeQDAC(**TINY_DAC, method=method, skip_iters=2, avg_iters=1)
     x = torch.from_numpy(_speechlike())[None, None]
     for _ in range(3):
         out = model(x, 16000)
@@ -47,7 +43,7 @@ def test_every_method_builds_runs_and_round_trips_through_save_and_load(method, 
 
 def test_register_swaps_quantizer_in_place_and_keeps_codes():
     torch.manual_seed(0)
-    stock = dac.model.DAC(**TINY).eval()
+    stock = dac.model.DAC(**TINY_DAC).eval()
     x = torch.from_numpy(_speechlike())[None, None]
     before = stock.encode(stock.preprocess(x, 16000))[1]
     same = register(stock, method="sf_diveq", noise_var=1e-3)
@@ -62,16 +58,17 @@ def test_register_swaps_quantizer_in_place_and_keeps_codes():
 
 def test_from_dac_builds_our_class_with_the_same_weights():
     torch.manual_seed(0)
-    stock = dac.model.DAC(**TINY).eval()
+    stock = dac.model.DAC(**TINY_DAC).eval()
     ours = from_dac(stock, method="diveq").eval()
     x = torch.from_numpy(_speechlike())[None, None]
     assert torch.equal(stock(x)["codes"], ours(x)["codes"])
     torch.testing.assert_close(stock(x)["audio"], ours(x)["audio"])
 
 
+@pytest.mark.slow  # launches DAC's CLI
 def test_export_to_stock_dac_gives_bit_identical_codes_and_decodes_with_dac_cli(tmp_path):
     torch.manual_seed(0)
-    model = DiVeQDAC(**TINY, method="diveq")
+    model = DiVeQDAC(**TINY_DAC, method="diveq")
     x = torch.from_numpy(_speechlike())[None, None]
     model(x, 16000)["audio"].mean().backward()  # a training step's worth of state
     model.eval()
@@ -86,9 +83,8 @@ def test_export_to_stock_dac_gives_bit_identical_codes_and_decodes_with_dac_cli(
     assert torch.equal(ours_file.codes, stock_file.codes)
     ours_file.save(tmp_path / "clip.dac")
     # `python -m dac decode` (DAC's own CLI) decodes our .dac with the exported weights.
-    result = subprocess.run([sys.executable, "-m", "dac", "decode", str(tmp_path / "clip.dac"), "--output",
-                             str(tmp_path / "out"), "--weights_path", str(weights), "--device", "cpu"],
-                            capture_output=True, text=True)
+    result = run_python(["-m", "dac", "decode", tmp_path / "clip.dac", "--output", tmp_path / "out",
+                         "--weights_path", weights, "--device", "cpu"])
     assert result.returncode == 0, result.stderr[-2000:]
     audio, sr = sf.read(tmp_path / "out" / "clip.wav")
     assert sr == 16000 and audio.shape[0] == x.shape[-1]
@@ -97,19 +93,19 @@ def test_export_to_stock_dac_gives_bit_identical_codes_and_decodes_with_dac_cli(
 
 
 def test_export_refuses_a_lookup_stock_dac_cannot_reproduce():
-    model = DiVeQDAC(**TINY, method="diveq", lookup="euclidean")
+    model = DiVeQDAC(**TINY_DAC, method="diveq", lookup="euclidean")
     with pytest.raises(ValueError, match="cosine"):
         to_stock_dac(model)
 
 
 def test_from_dac_honours_every_quantizer_option_called_from_python():
     torch.manual_seed(0)
-    stock = dac.model.DAC(**TINY).eval()
+    stock = dac.model.DAC(**TINY_DAC).eval()
     options = dict(lookup="euclidean", noise_var=2e-3, replace_every=3, replace_every_after=7, replace_slowdown_at=11,
                    replace_stop_before_end=5, discard_threshold=0.2, skip_iters=9, avg_iters=4, latents_per_code=3,
                    ema_decay=0.9, kl_weight=1e-3)
     assert set(options) == set(COMMON_OPTIONS)
-    defaults = DiVeQDAC(**TINY).quantizer_config()
+    defaults = DiVeQDAC(**TINY_DAC).quantizer_config()
     assert all(defaults[name] != value for name, value in options.items())  # every option is non-default
     ours = from_dac(stock, method="sf_diveq", residual_mode="stagewise", **options)
     assert ours.quantizer_config() == {"method": "sf_diveq", "residual_mode": "stagewise", **options}
@@ -120,7 +116,7 @@ def test_from_dac_honours_every_quantizer_option_called_from_python():
         assert (schedule.every_after, schedule.slowdown_at, schedule.stop_before_end) == (7, 11, 5)
         assert (stage.maintenance.discard_threshold, stage.maintenance.skip_iters, stage.maintenance.avg_iters) == (
             0.2, 9, 4)
-        assert stage.maintenance.rows_per_step == -(-TINY["codebook_size"] * 3 // 4)  # latents_per_code=3
+        assert stage.maintenance.rows_per_step == -(-TINY_DAC["codebook_size"] * 3 // 4)  # latents_per_code=3
     # The quantizer configuration of one model rebuilds the same quantizer around other weights.
     again = from_dac(stock, **ours.quantizer_config())
     assert again.quantizer_config() == ours.quantizer_config()

@@ -12,16 +12,14 @@ from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from dac_diveq.training import checkpoint
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
 from dac_diveq.quantize import METHODS
+from dac_diveq.training import checkpoint
+from tests.conftest import FAST_MAINTENANCE, TINY_DAC
 
-TINY = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decoder_rates=[8, 5, 4, 2],
-            n_codebooks=3, codebook_size=64, codebook_dim=8, sample_rate=16000,
-            replace_every=2, replace_every_after=2, replace_stop_before_end=0, discard_threshold=0.5,
-            skip_iters=2, avg_iters=1, latents_per_code=2)
+pytestmark = pytest.mark.slow  # trains codecs
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +38,7 @@ def audio_folders(tmp_path_factory):
 
 def _trainer(folders, save_path, method="diveq", num_iters=4, adversarial=False, seed=0):
     torch.manual_seed(seed)
-    model = DiVeQDAC(**TINY, method=method)
+    model = DiVeQDAC(**TINY_DAC, **FAST_MAINTENANCE, method=method)
     lambdas = {"mel/loss": 15.0, "vq/commitment_loss": 0.25, "vq/codebook_loss": 1.0, "vq/kl_loss": 1.0}
     disc = opt_d = sched_d = gan = None
     if adversarial:

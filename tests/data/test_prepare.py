@@ -20,9 +20,12 @@ import soundfile as sf
 from dac_diveq.data import DataPrepError, prepare
 from dac_diveq.data.real import SOURCES, read_member
 from dac_diveq.data.voices import ESPEAK_VAL_VARIANTS, FLITE_VAL_VOICES
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow  # synthesises speech with espeak-ng/flite and downloads clips
 
 N_TRAIN, N_VAL = 6, 2
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "prepare_data.py"
+SCRIPT = ROOT / "scripts" / "prepare_data.py"
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,8 @@ from dac_diveq.image.prior import PriorConfig, PriorTrainer, encode_codes, gener
 from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, AutoencoderTrainer
 from dac_diveq.quantize import METHODS
 
+pytestmark = pytest.mark.slow  # trains image models
+
 SIZE = 16
 TINY = dict(channels=16, res_channels=8, n_down=2, n_res_blocks=1, codebook_dim=8, codebook_size=16,
             # maintenance inside a few steps: replacement every 2 steps, SF-DiVeQ init after 3

@@ -1,12 +1,13 @@
 """Real speech for the metric tests: CMU ARCTIC a0007 from data/ when present, else espeak-ng."""
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-ARCTIC = Path(__file__).resolve().parents[2] / "data" / "speech" / "test_real" / "arctic_a0007.wav"
+from tests.conftest import ROOT
+
+ARCTIC = ROOT / "data" / "speech" / "test_real" / "arctic_a0007.wav"
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,8 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from dac_diveq.quantize import Quantizer, ResidualQuantizer
 
+pytestmark = pytest.mark.slow  # spawns a process group
+
 WORLD = 2
 K, D = 64, 4
 N_STEPS = 15

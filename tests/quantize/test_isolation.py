@@ -1,12 +1,13 @@
 """The core stands alone: importing it and training with it loads neither DAC nor audiotools (checked
 in a fresh interpreter, where nothing else has imported them yet)."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.slow  # launches fresh interpreters
+
 HEAVY = ("dac", "audiotools")
 
 PROBE = """
@@ -37,9 +38,7 @@ assert out.codes.shape == (64,) and not torch.equal(before, stage.codebook)
 
 
 def _probe(body: str) -> dict:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-c", PROBE.format(body=body, heavy=HEAVY)], cwd=ROOT,
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = run_python(["-c", PROBE.format(body=body, heavy=HEAVY)])
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
 

@@ -16,6 +16,8 @@ from torch import nn
 
 from dac_diveq.quantize import METHODS, ProductQuantizer, Quantizer, ResidualQuantizer
 
+pytestmark = pytest.mark.slow  # trains an autoencoder per method
+
 DIVEQ_FAMILY = ("diveq", "diveq_detach", "sf_diveq", "sf_diveq_detach", "nsvq")
 VQ_LOSS_METHODS = ("ste", "rotation", "ema")
 STEPS = 300

@@ -1,16 +1,13 @@
 """The image comparison recipe: command-line errors, and one real tiny comparison end to end."""
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.slow  # launches the recipe (and trains)
 
 
 def _run(*args, timeout=120):
-    return subprocess.run([sys.executable, "recipes/image_compare.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+    return run_python(["recipes/image_compare.py", *args], timeout=timeout)
 
 
 def test_refuses_to_overwrite_an_existing_report(tmp_path):

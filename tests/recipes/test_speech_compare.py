@@ -1,15 +1,14 @@
 """The comparison recipe's command line (its training/evaluation/report steps are tested in
 tests/codec, tests/scripts; the full recipe runs in minutes, see reports/)."""
-import subprocess
-import sys
-from pathlib import Path
+import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.slow  # launches the recipe
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "recipes/speech_compare.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+    return run_python(["recipes/speech_compare.py", *args], timeout=120)
 
 
 def test_refuses_to_overwrite_an_existing_report(tmp_path):

@@ -2,28 +2,20 @@
 
 No timing assertions: the numbers depend on the machine and its load.
 """
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_quantizer.py"
+from tests.conftest import load_script
+
+pytestmark = pytest.mark.slow  # runs the benchmark
 
 pytest.importorskip("diveq")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("bench_quantizer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.timeout(120)
 def test_quick_run_reports_every_method(capsys):
     from dac_diveq.quantize import METHODS
 
-    bench = load_script()
+    bench = load_script("bench_quantizer")
     assert bench.main(["--quick", "--repeats", "1", "--warmup", "0", "--device", "cpu",
                        "--batch", "2", "--core-n", "512"]) == 0
     out = capsys.readouterr().out
@@ -40,6 +32,6 @@ def test_quick_run_reports_every_method(capsys):
 
 
 def test_frames_match_dac_shapes():
-    bench = load_script()
+    bench = load_script("bench_quantizer")
     assert bench.frames(0.38, 44100, 512) == 33
     assert bench.frames(0.38, 16000, 320) == 19  # exactly 19.0: no float round-up to 20

@@ -3,15 +3,17 @@ one corrupt file."""
 import csv
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[2]
+from dac_diveq.report.eval_io import SUMMARY_KEYS
+from tests.conftest import ROOT, run_python
+
+pytestmark = pytest.mark.slow  # launches the evaluation script
+
 SCRIPT = ROOT / "scripts" / "evaluate.py"
 ARCTIC = ROOT / "data" / "speech" / "test_real"
 
@@ -54,8 +56,7 @@ def setup(tmp_path_factory):
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          cwd=ROOT, timeout=300)
+    return run_python([SCRIPT, *args])
 
 
 def test_evaluate_writes_rows_summary_and_reports_corrupt_file(setup):
@@ -73,6 +74,7 @@ def test_evaluate_writes_rows_summary_and_reports_corrupt_file(setup):
                              "visqol", "si_sdr", "mel_distance", "stft_distance"]
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("pesq_wb", "stoi", "visqol", "mel_distance"))
     summary = json.loads((out / "summary.json").read_text())
+    assert list(summary)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS) and summary["domain"] == "speech"
     assert summary["failed"] and summary["failed"][0]["file"] == "corrupt.wav"
     assert summary["files"] == ["a7.wav", "a9.wav", "corrupt.wav"]
     assert summary["method"] == "diveq" and summary["n_codebooks"] == 3 and summary["codebook_size"] == 64
@@ -100,6 +102,7 @@ def test_ladder_subset_and_opus_reference(setup):
         rows = list(csv.DictReader(open(out / "opus" / "per_file.csv")))
         assert len(rows) == 2 and {r["n_quantizers"] for r in rows} == {"0"}
         opus = json.loads((out / "opus" / "summary.json").read_text())
+        assert list(opus)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS) and opus["domain"] == "speech"
         assert opus["method"] == "opus" and opus["by_bitrate"]["8"]["pesq_wb"] > 1.0
     else:
         assert "opus" in proc.stderr.lower()

@@ -4,15 +4,16 @@ scripts/report.py on the results."""
 import csv
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+from dac_diveq.report.eval_io import SUMMARY_KEYS
+from tests.conftest import WEIGHT_VARIABLES, run_python
+
+pytestmark = pytest.mark.slow  # trains and evaluates through the scripts
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SIZE = 16
 N_VAL = 4
@@ -25,12 +26,9 @@ TINY_GPT = ["--GPT.n_layer", "1", "--GPT.n_head", "2", "--GPT.n_embd", "16", *DA
 
 
 def _run(script, *args, torch_home: Path):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", TORCH_HOME=str(torch_home))
-    env.pop("DAC_DIVEQ_VGG16", None)
-    env.pop("DAC_DIVEQ_INCEPTION", None)
+    """Run a script hermetically: no VGG16/Inception weights anywhere except those passed explicitly."""
     torch_home.mkdir(parents=True, exist_ok=True)
-    return subprocess.run([sys.executable, f"scripts/{script}", *map(str, args)], cwd=ROOT, capture_output=True,
-                          text=True, env=env, timeout=300)
+    return run_python([f"scripts/{script}", *args], env={"TORCH_HOME": str(torch_home)}, unset=WEIGHT_VARIABLES)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +64,7 @@ def _read(out: Path) -> tuple[list[dict], dict]:
 
 
 def _check_common(rows, summary, method):
+    assert list(summary)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS)
     assert summary["domain"] == "image" and summary["method"] == method
     bits = math.log2(16)
     grid = SIZE // 4

@@ -1,23 +1,21 @@
 """End-to-end test of scripts/report.py on small, well-formed synthetic run folders."""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "report.py"
+from tests import conftest
+
 METRICS = ["pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance"]
 FILES = ["a.wav", "b.wav", "c.wav"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("report_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """scripts/report.py as a module."""
+    return conftest.load_script("report")
 
 
 def write_run(root: Path, method: str, seed, settings, quality: float, rng) -> Path:

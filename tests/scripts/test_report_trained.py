@@ -1,14 +1,15 @@
 """train.py -> evaluate.py -> report.py on two tiny trained runs (ste and diveq)."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+
+from tests.conftest import run_python
+
+pytestmark = pytest.mark.slow  # trains, evaluates and reports through the scripts
+
 CONF = """
 $include:
   - conf/quickstart/{method}.yml
@@ -38,9 +39,7 @@ val/build_dataset.folders:
 
 
 def _run(*args):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    result = subprocess.run([sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                            env=env, timeout=600)
+    result = run_python(args, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 

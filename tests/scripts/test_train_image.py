@@ -1,9 +1,6 @@
 """scripts/train_image.py end to end: argbind confs, VQ-VAE + GPT stages, resume, torchrun DDP (gloo,
 CPU), LPIPS with user-provided weights, and one-line errors."""
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import WEIGHT_VARIABLES, python_tool, run_python
+
+pytestmark = pytest.mark.slow  # trains through the script (and torchrun)
+
 SCRIPT = "scripts/train_image.py"
 CONF = "conf/image/quickstart/vqvae_diveq.yml"
 SIZE = 16
@@ -29,13 +29,9 @@ TINY_GPT = ["--GPT.n_layer", "1", "--GPT.n_head", "2", "--GPT.n_embd", "16",
 def _run(args, torch_home: Path, launcher=None):
     """Run the training script (or ``launcher``) hermetically: no VGG16/Inception weights anywhere
     except those passed explicitly."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", TORCH_HOME=str(torch_home))
-    env.pop("DAC_DIVEQ_VGG16", None)
-    env.pop("DAC_DIVEQ_INCEPTION", None)
     torch_home.mkdir(parents=True, exist_ok=True)
-    command = launcher or [sys.executable, SCRIPT]
-    return subprocess.run([*command, *map(str, args)], cwd=ROOT, capture_output=True, text=True, env=env,
-                          timeout=300)
+    return run_python(args if launcher else [SCRIPT, *args], env={"TORCH_HOME": str(torch_home)},
+                      unset=WEIGHT_VARIABLES, launcher=launcher)
 
 
 def _assert_one_line_error(result, *needles):
@@ -136,8 +132,7 @@ torch.save(codebooks, sys.argv[0] + f".rank{trainer.rank}.pt")
 
 @pytest.mark.timeout(300)
 def test_torchrun_two_processes_end_with_identical_codebooks(tmp_path, torch_home):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    assert torchrun, "torchrun not found next to the interpreter"
+    torchrun = python_tool("torchrun")
     # The script's own train() under torchrun; each rank also dumps its final codebook.
     wrapper = tmp_path / "train_and_dump.py"
     wrapper.write_text(WRAPPER)

@@ -1,16 +1,13 @@
 """scripts/train.py end to end: argbind confs, one process and torchrun DDP (gloo, CPU), resume, errors."""
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import python_tool, run_python
+
+pytestmark = pytest.mark.slow  # trains through the script (and torchrun)
+
 TINY_CONF = """
 $include:
   - conf/quickstart/{method}.yml
@@ -61,21 +58,20 @@ def _conf(tmp_path, data, method="diveq"):
     return path
 
 
-def _run(args, **kw):
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-    return subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, **kw)
+def _run(args, launcher=None):
+    return run_python(args, launcher=launcher, timeout=600)
 
 
 def test_train_script_trains_saves_and_resumes(tmp_path, data):
     save = tmp_path / "run"
     conf = _conf(tmp_path, data, "sf_diveq")
-    first = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(save)])
+    first = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(save)])
     assert first.returncode == 0, first.stderr[-3000:]
     assert "pesq_wb" in first.stdout
     weights = save / "latest" / "diveqdac" / "weights.pth"
     assert weights.exists() and (save / "best" / "diveqdac" / "weights.pth").exists()
     assert any((save / "logs").iterdir())
-    again = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
+    again = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
                   "--num_iters", "3", "--resume"])
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed" in again.stderr and "at step 2" in again.stderr
@@ -84,10 +80,10 @@ def test_train_script_trains_saves_and_resumes(tmp_path, data):
 
 
 def test_train_script_runs_under_torchrun_with_two_processes(tmp_path, data):
-    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    torchrun = python_tool("torchrun")
     save = tmp_path / "ddp"
-    result = _run([torchrun, "--standalone", "--nproc_per_node", "2", "scripts/train.py", "--args.load",
-                   str(_conf(tmp_path, data, "diveq")), "--save_path", str(save)])
+    result = _run(["scripts/train.py", "--args.load", str(_conf(tmp_path, data, "diveq")), "--save_path", str(save)],
+                  launcher=[torchrun, "--standalone", "--nproc_per_node", "2"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert (save / "latest" / "diveqdac" / "weights.pth").exists()
     state = torch.load(save / "latest" / "trainer.pth", weights_only=False)
@@ -96,7 +92,7 @@ def test_train_script_runs_under_torchrun_with_two_processes(tmp_path, data):
 
 def test_missing_data_folder_is_a_one_line_error(tmp_path, data):
     conf = _conf(tmp_path, tmp_path / "nowhere", "ste")
-    result = _run([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(tmp_path / "r")])
+    result = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(tmp_path / "r")])
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error:") and "Traceback" not in result.stderr
     assert "does not exist" in result.stderr
@@ -104,9 +100,9 @@ def test_missing_data_folder_is_a_one_line_error(tmp_path, data):
 
 def test_resuming_with_another_method_is_refused(tmp_path, data):
     save = tmp_path / "run"
-    assert _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "diveq")),
+    assert _run(["scripts/train.py", "--args.load", str(_conf(tmp_path, data, "diveq")),
                  "--save_path", str(save)]).returncode == 0
-    result = _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "ste")),
+    result = _run(["scripts/train.py", "--args.load", str(_conf(tmp_path, data, "ste")),
                    "--save_path", str(save), "--resume"])
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "another configuration" in result.stderr or "method" in result.stderr
@@ -121,7 +117,7 @@ def test_training_can_start_from_stock_dac_weights(tmp_path, data):
     stock_path = tmp_path / "stock.pth"
     stock.save(str(stock_path), package=False)
     save = tmp_path / "finetune"
-    result = _run([sys.executable, "scripts/train.py", "--args.load", str(_conf(tmp_path, data, "sf_diveq")),
+    result = _run(["scripts/train.py", "--args.load", str(_conf(tmp_path, data, "sf_diveq")),
                    "--save_path", str(save), "--num_iters", "1", "--load_weights", str(stock_path)])
     assert result.returncode == 0, result.stderr[-3000:]
     from dac_diveq.codec.model import DiVeQDAC

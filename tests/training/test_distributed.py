@@ -1,14 +1,9 @@
 """DDP wrapping for one process and for a gloo process group."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+import pytest
 import torch
 
 from dac_diveq.training.distributed import distributed_context, gather_objects, unwrap, wrap
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.conftest import python_tool, run_python
 
 
 def test_one_process_leaves_models_unwrapped():
@@ -25,6 +20,7 @@ def test_one_process_context_without_torchrun(monkeypatch):
 
 
 WORKER = """
+import pytest
 import torch
 from dac_diveq.training.distributed import distributed_context, gather_objects, unwrap, wrap
 from torch.nn.parallel import DistributedDataParallel
@@ -37,12 +33,10 @@ print("ok", rank)
 """
 
 
+@pytest.mark.slow  # launches torchrun
 def test_two_processes_wrap_in_ddp_and_gather_every_rank(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    torchrun = Path(sys.executable).parent / "torchrun"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
-    result = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script)], cwd=ROOT,
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = run_python([script], launcher=[python_tool("torchrun"), "--standalone", "--nproc_per_node", "2"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(line for line in result.stdout.splitlines() if line.startswith("ok")) == ["ok 0", "ok 1"]
