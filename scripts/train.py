@@ -7,7 +7,6 @@ Every yml key can be overridden on the command line (argbind), e.g. ``--num_iter
 """
 import sys
 import warnings
-from pathlib import Path
 
 import argbind
 import torch
@@ -116,11 +115,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
                        train_data, val_data, MelSpectrogramLoss().to(device), MultiScaleSTFTLoss().to(device),
                        L1Loss().to(device), gan_loss)
     trainer = Trainer(config, parts, device, rank, world, config_text=str(args))
-    if resume and trainer.resume():
-        print(f"resumed {save_path}/latest at step {trainer.step}", file=sys.stderr)
-    scores = trainer.run()
-    if rank == 0 and scores:
-        print("validation: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    trainer.fit(resume)
     return trainer
 
 

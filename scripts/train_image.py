@@ -138,11 +138,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         config = AutoencoderConfig(**loop, lambdas=weights, disc_start=disc_start,
                                    adaptive_weight=adaptive_weight, grad_clip=grad_clip, grad_clip_d=grad_clip_d)
         trainer = AutoencoderTrainer(config, parts, device, rank, world, str(args))
-    if resume and trainer.resume():
-        print(f"resumed {save_path}/latest at step {trainer.step}", file=sys.stderr)
-    scores = trainer.run()
-    if rank == 0 and scores:
-        print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+    trainer.fit(resume)
     return trainer
 
 

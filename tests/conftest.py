@@ -10,7 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,6 +23,29 @@ TINY_DAC = dict(encoder_dim=8, encoder_rates=[2, 4, 5, 8], decoder_dim=32, decod
 #: initialisation after 2 (for DiVeQDAC, VQVAE and VQGAN alike).
 FAST_MAINTENANCE = dict(replace_every=2, replace_every_after=2, replace_stop_before_end=0, discard_threshold=0.5,
                         skip_iters=2, avg_iters=1, latents_per_code=2)
+
+
+def tiny_codec_conf(method: str, train: Path, val: Path, **keys: Any) -> str:
+    """An argbind yml for ``scripts/train.py``: ``conf/quickstart/<method>.yml`` with a tiny DiVeQDAC,
+    small loss resolutions, 2 steps of 2 short excerpts, and the given data folders.
+
+    Args:
+        method: which quickstart conf to include.
+        train, val: folders of audio files.
+        **keys: yml keys to set or override (``**{"DiVeQDAC.n_codebooks": 2}``).
+    """
+    settings = {
+        "DiVeQDAC.encoder_dim": 8, "DiVeQDAC.decoder_dim": 32, "DiVeQDAC.n_codebooks": 3, "DiVeQDAC.codebook_size": 64,
+        "MelSpectrogramLoss.n_mels": [20, 40], "MelSpectrogramLoss.window_lengths": [128, 512],
+        "MelSpectrogramLoss.mel_fmin": [0, 0], "MelSpectrogramLoss.mel_fmax": [None, None],
+        "MultiScaleSTFTLoss.window_lengths": [512, 128],
+        "batch_size": 2, "val_batch_size": 2, "num_iters": 2, "valid_freq": 1, "sample_freq": 0, "log_freq": 1,
+        "train/AudioDataset.duration": 0.2, "val/AudioDataset.duration": 0.4, "val/AudioDataset.n_examples": 2,
+        "prepare_embedded_data.root": "",
+        "train/build_dataset.folders": {"speech": [str(train)]}, "val/build_dataset.folders": {"speech": [str(val)]},
+    }
+    settings.update(keys)
+    return yaml.safe_dump({"$include": [f"conf/quickstart/{method}.yml"], **settings}, sort_keys=False)
 
 
 #: Environment variables that point the package at user-provided weights (VGG16, Inception): a test

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -201,6 +202,20 @@ class TrainLoop:
         bar.close()
         if self.writer is not None:
             self.writer.flush()
+        return scores
+
+    def fit(self, resume: bool = False) -> dict[str, float]:
+        """What a training entry point does: resume from ``latest`` if asked (and present), train to
+        ``num_iters``, and print the last validation scores (rank 0).
+
+        Returns:
+            The last validation scores.
+        """
+        if resume and self.resume():
+            print(f"resumed {self.config.save_path}/latest at step {self.step}", file=sys.stderr)
+        scores = self.run()
+        if self.rank == 0 and scores:
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
         return scores
 
     def _tags(self, scores: dict[str, float]) -> list[str]:

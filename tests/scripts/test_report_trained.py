@@ -2,40 +2,12 @@
 import json
 
 import numpy as np
+import pytest
 import soundfile as sf
 
-import pytest
-
-from tests.conftest import run_python
+from tests.conftest import run_python, tiny_codec_conf
 
 pytestmark = pytest.mark.slow  # trains, evaluates and reports through the scripts
-
-CONF = """
-$include:
-  - conf/quickstart/{method}.yml
-DiVeQDAC.encoder_dim: 8
-DiVeQDAC.decoder_dim: 32
-DiVeQDAC.n_codebooks: 2
-DiVeQDAC.codebook_size: 32
-MelSpectrogramLoss.n_mels: [20, 40]
-MelSpectrogramLoss.window_lengths: [128, 512]
-MelSpectrogramLoss.mel_fmin: [0, 0]
-MelSpectrogramLoss.mel_fmax: [null, null]
-MultiScaleSTFTLoss.window_lengths: [512, 128]
-batch_size: 2
-val_batch_size: 2
-num_iters: 2
-valid_freq: 2
-log_freq: 1
-train/AudioDataset.duration: 0.2
-val/AudioDataset.duration: 0.4
-val/AudioDataset.n_examples: 2
-prepare_embedded_data.root: ""
-train/build_dataset.folders:
-  speech: [{data}]
-val/build_dataset.folders:
-  speech: [{data}]
-"""
 
 
 def _run(*args):
@@ -56,7 +28,8 @@ def test_report_from_two_trained_and_evaluated_runs(tmp_path):
     evals = []
     for method in ("ste", "diveq"):
         conf = tmp_path / f"{method}.yml"
-        conf.write_text(CONF.format(method=method, data=data))
+        conf.write_text(tiny_codec_conf(method, data, data, **{"DiVeQDAC.n_codebooks": 2,
+                                                               "DiVeQDAC.codebook_size": 32, "valid_freq": 2}))
         run = tmp_path / "runs" / method
         _run("scripts/train.py", "--args.load", conf, "--save_path", run)
         _run("scripts/evaluate.py", "--weights_path", run, "--input", data, "--output", run / "eval", "--workers", "1")

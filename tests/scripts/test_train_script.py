@@ -1,42 +1,14 @@
 """scripts/train.py end to end: argbind confs, one process and torchrun DDP (gloo, CPU), resume, errors."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from tests.conftest import python_tool, run_python
+from tests.conftest import python_tool, run_python, tiny_codec_conf
 
 pytestmark = pytest.mark.slow  # trains through the script (and torchrun)
-
-TINY_CONF = """
-$include:
-  - conf/quickstart/{method}.yml
-DiVeQDAC.encoder_dim: 8
-DiVeQDAC.decoder_dim: 32
-DiVeQDAC.n_codebooks: 3
-DiVeQDAC.codebook_size: 64
-DiVeQDAC.skip_iters: 1
-DiVeQDAC.avg_iters: 1
-MelSpectrogramLoss.n_mels: [20, 40]
-MelSpectrogramLoss.window_lengths: [128, 512]
-MultiScaleSTFTLoss.window_lengths: [512, 128]
-MelSpectrogramLoss.mel_fmin: [0, 0]
-MelSpectrogramLoss.mel_fmax: [null, null]
-batch_size: 2
-val_batch_size: 2
-num_iters: 2
-valid_freq: 1
-sample_freq: 0
-log_freq: 1
-train/AudioDataset.duration: 0.2
-val/AudioDataset.duration: 0.4
-val/AudioDataset.n_examples: 2
-prepare_embedded_data.root: ""
-train/build_dataset.folders:
-  speech: [{data}/train]
-val/build_dataset.folders:
-  speech: [{data}/val]
-"""
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +26,8 @@ def data(tmp_path_factory):
 
 def _conf(tmp_path, data, method="diveq"):
     path = tmp_path / f"{method}.yml"
-    path.write_text(TINY_CONF.format(method=method, data=data))
+    path.write_text(tiny_codec_conf(method, Path(data) / "train", Path(data) / "val",
+                                    **{"DiVeQDAC.skip_iters": 1, "DiVeQDAC.avg_iters": 1}))
     return path
 
 

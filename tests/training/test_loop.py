@@ -167,3 +167,15 @@ def test_amp_must_be_a_known_mode(tmp_path):
 def test_fixed_batches_cover_the_dataset_in_order():
     batches = list(fixed_batches(list(range(7)), 3, collate=list))
     assert batches == [[0, 1, 2], [3, 4, 5], [6]]
+
+
+def test_fit_resumes_when_asked_and_prints_the_last_scores(tmp_path, capsys):
+    ToyTrainer(_config(tmp_path, num_iters=2)).run()
+    trainer = ToyTrainer(_config(tmp_path, num_iters=4))
+    scores = trainer.fit(resume=True)
+    out, err = capsys.readouterr()
+    assert f"resumed {tmp_path}/latest at step 2" in err
+    assert trainer.step == 4 and out.strip() == f"validation: mse {scores['mse']:.4f}"
+    fresh = ToyTrainer(_config(tmp_path / "fresh", num_iters=2))
+    fresh.fit(resume=False)
+    assert "resumed" not in capsys.readouterr().err and fresh.history[0]["step"] == 2
