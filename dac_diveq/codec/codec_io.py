@@ -84,14 +84,6 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 # ----------------------------------------------------------------------------- weights
 
 
-def resolve_weights(path: Path) -> Path:
-    """``path`` itself, or the generator weights inside a training folder (``latest`` first)."""
-    try:
-        return checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from None
-
-
 def load_model(path: Path):
     """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
     (or the training folder holding one), in eval mode on the CPU.
@@ -102,7 +94,10 @@ def load_model(path: Path):
     """
     from .model import DiVeQDAC
 
-    path = resolve_weights(path)
+    try:  # a weights file, or the generator of a training folder's latest checkpoint
+        path = checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -34,15 +34,6 @@ from .model import GENERATOR
 ROW_KEYS = ["file", "n_quantizers", "bitrate_kbps"]
 
 
-def resolve_weights(path: Path) -> tuple[Path, Path]:
-    """``(weights file, run folder)`` of a weights file or a run folder (``best`` before ``latest``)."""
-    try:
-        found = checkpoint.resolve_weights(path, (GENERATOR,))
-    except FileNotFoundError as exc:
-        raise EvalError(f"{path}: {exc}") from None
-    return found.path, found.run
-
-
 def by_bitrate(rows: list[dict], metrics: list[str], key: str) -> dict:
     """Mean of every metric per value of ``key`` (finite values only; None when there is none)."""
     out = {}
@@ -253,7 +244,11 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
 
     if not weights_path:
         raise EvalError("--weights_path is required")
-    weights, run = resolve_weights(Path(weights_path))
+    try:  # a weights file, or a run folder's best (else latest) generator
+        found = checkpoint.resolve_weights(weights_path, (GENERATOR,))
+    except FileNotFoundError as exc:
+        raise EvalError(f"{weights_path}: {exc}") from None
+    weights, run = found.path, found.run
     try:
         model = codec_io.load_model(weights)
     except codec_io.InputError as exc:

@@ -111,13 +111,13 @@ def evaluate(weights_path: str = "", output: str = "", data: str = "", image_siz
     from ..metrics import image as image_metrics
     from ..report import image_plots as plots
     from . import stats as codebook_stats
-    from .io import load_stage1, resolve_weights
+    from .io import find_weights, load_stage1
     from .trainer import to_model_range, to_unit_range
 
     if not weights_path:
         raise EvalError("--weights_path is required")
     try:
-        found = resolve_weights(weights_path)
+        found = find_weights(weights_path)
         model = load_stage1(found.path)
     except (FileNotFoundError, checkpoint.CheckpointError) as exc:
         raise EvalError(str(exc)) from None
@@ -194,11 +194,11 @@ def generation_scores(model, prior_path: str, dataset, grid: tuple, count: int, 
 
     from ..metrics import image as image_metrics
     from ..report import image_plots as plots
-    from .io import PRIOR_FOLDER, load_prior, resolve_weights
+    from .io import PRIOR_FOLDER, find_weights, load_prior
     from .prior import generate
 
     try:
-        weights = resolve_weights(prior_path, (PRIOR_FOLDER,)).path
+        weights = find_weights(prior_path, (PRIOR_FOLDER,)).path
         prior = load_prior(weights).to(device)
     except (FileNotFoundError, checkpoint.CheckpointError) as exc:
         raise EvalError(f"cannot load the prior {prior_path}: {exc}") from None

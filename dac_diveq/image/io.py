@@ -12,9 +12,9 @@ STAGE1_FOLDERS = ("vqvae", "vqgan")
 PRIOR_FOLDER = "codegpt"
 
 
-def resolve_weights(path: str | Path, names: tuple[str, ...] = STAGE1_FOLDERS) -> checkpoint.ResolvedWeights:
-    """A run folder (``<run>/best/<name>/weights.pth``, else ``latest``) or a weights file inside a
-    ``<name>`` folder -> :class:`~dac_diveq.training.checkpoint.ResolvedWeights`.
+def find_weights(path: str | Path, names: tuple[str, ...] = STAGE1_FOLDERS) -> checkpoint.ResolvedWeights:
+    """:func:`~dac_diveq.training.checkpoint.resolve_weights` for image runs: a run folder
+    (``<run>/best/<name>/weights.pth``, else ``latest``) or a weights file inside a ``<name>`` folder.
 
     Raises:
         FileNotFoundError: nothing loadable at ``path`` (one line naming it).
@@ -29,7 +29,7 @@ def load_stage1(path: str | Path) -> torch.nn.Module:
     """Load a trained VQ-VAE or VQGAN (eval mode) from a run folder or weights file."""
     from . import VQGAN, VQVAE
 
-    found = resolve_weights(path)
+    found = find_weights(path)
     cls = VQVAE if found.model == "vqvae" else VQGAN
     try:
         model = cls.load(str(found.path))
@@ -48,7 +48,7 @@ def load_prior(path: str | Path) -> torch.nn.Module:
     """
     from . import CodeGPT
 
-    found = resolve_weights(path, (PRIOR_FOLDER,))
+    found = find_weights(path, (PRIOR_FOLDER,))
     try:
         prior = CodeGPT.load(str(found.path))
     except Exception as exc:
