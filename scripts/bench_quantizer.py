@@ -2,7 +2,7 @@
 """Speed and memory of the quantizer stages, printed as Markdown tables.
 
 1. DAC stage shapes: every method of :data:`dac_diveq.quantize.METHODS` as a
-   ``dac_diveq.quantize.VectorQuantize`` stage against DAC's own
+   ``dac_diveq.codec.dac_layers.VectorQuantize`` stage against DAC's own
    ``dac.nn.quantize.VectorQuantize`` (same weights, same input), training mode,
    forward + backward of ``z_q.sum() + commitment.mean() + codebook.mean()``.
 2. Core vs the authors' ``diveq`` package on flat ``(N, 8)`` latents.
@@ -207,7 +207,8 @@ def dac_stage_steps(args: argparse.Namespace, n_frames: int, device: torch.devic
                     ) -> tuple[dict[str, Forward], dict[str, torch.nn.Module]]:
     from dac.nn.quantize import VectorQuantize as DacVectorQuantize
 
-    from dac_diveq.quantize import METHODS, VectorQuantize
+    from dac_diveq.codec.dac_layers import VectorQuantize
+    from dac_diveq.quantize import METHODS
 
     torch.manual_seed(0)
     ref = DacVectorQuantize(args.input_dim, args.codebook_size, args.codebook_dim).to(device).train()

@@ -66,7 +66,7 @@ def test_image_report_end_to_end(tmp_path, capsys):
     from torch.utils.tensorboard import SummaryWriter
 
     writer = SummaryWriter(str(dirs[4].parent / "logs"))  # diveq, seed 0, 4 bits
-    for step in (10, 20, 30):  # tags of dac_diveq.image.loop (f"{split}/{key}")
+    for step in (10, 20, 30):  # tags of dac_diveq.training.loop (f"{split}/{key}")
         writer.add_scalar("val/psnr", 20 + step / 10, step)
         writer.add_scalar("val/rec/mse", 0.1 - step / 1000, step)
     writer.close()
