@@ -20,7 +20,7 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
-from .model import GENERATOR
+from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 # Model description stored beside DAC's ``codes``/``metadata`` (DAC's loader ignores it).
@@ -92,8 +92,6 @@ def load_model(path: Path):
     weight to match the configuration (``strict``): a checkpoint of another class or
     configuration is an error, not a half-initialised model.
     """
-    from .model import DiVeQDAC
-
     try:  # a weights file, or the generator of a training folder's latest checkpoint
         path = checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
     except FileNotFoundError as exc:

@@ -11,6 +11,7 @@ import torch
 
 from ..training.distributed import wrap
 from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
+from .io import PRIOR_FOLDER
 from .trainer import to_model_range, to_unit_range
 
 
@@ -91,7 +92,7 @@ class PriorTrainer(TrainLoop):
         self.grid = tuple(encode_codes(stage1, image).shape[1:])
 
     def checkpointed(self) -> dict[str, tuple[torch.nn.Module, dict[str, Any]]]:
-        return {"codegpt": (self.prior, {"optimizer.pth": self.optimizer, "scheduler.pth": self.scheduler})}
+        return {PRIOR_FOLDER: (self.prior, {"optimizer.pth": self.optimizer, "scheduler.pth": self.scheduler})}
 
     def train_step(self, batch: torch.Tensor) -> dict[str, torch.Tensor]:
         self.prior.train()
