@@ -20,16 +20,21 @@ def test_one_process_context_without_torchrun(monkeypatch):
 
 
 WORKER = """
-import pytest
+import sys
+from pathlib import Path
+
 import torch
-from dac_diveq.training.distributed import distributed_context, gather_objects, unwrap, wrap
 from torch.nn.parallel import DistributedDataParallel
+
+from dac_diveq.training.distributed import distributed_context, gather_objects, unwrap, wrap
+
 rank, world, device = distributed_context()
 model = torch.nn.Linear(2, 2)
 wrapped = wrap(model, device, world)
 assert isinstance(wrapped, DistributedDataParallel) and unwrap(wrapped) is model
-assert gather_objects(rank * 10, world) == [0, 10]
-print("ok", rank)
+gathered = gather_objects(rank * 10, world)
+# One file per rank: the ranks' stdout streams interleave under torchrun.
+Path(sys.argv[1], f"rank{rank}.txt").write_text(repr(gathered))
 """
 
 
@@ -37,6 +42,6 @@ print("ok", rank)
 def test_two_processes_wrap_in_ddp_and_gather_every_rank(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    result = run_python([script], launcher=[python_tool("torchrun"), "--standalone", "--nproc_per_node", "2"])
+    result = run_python([script, tmp_path], launcher=[python_tool("torchrun"), "--standalone", "--nproc_per_node", "2"])
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(line for line in result.stdout.splitlines() if line.startswith("ok")) == ["ok 0", "ok 1"]
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["[0, 10]", "[0, 10]"]
