@@ -67,7 +67,9 @@ class Quantizer(nn.Module):
         replace_slowdown_at: step where the interval switches.
         replace_stop_before_end: no replacement in the last this-many steps of ``total_iters``.
         total_iters: planned length of training (None: unknown).
-        discard_threshold: dead-codeword threshold, in assignments per training step.
+        discard_threshold: dead-codeword threshold, measured by ``discard_rule``.
+        discard_rule: ``"steps"`` (the authors' convention: fraction of training steps in which a
+            codeword was used at all) or ``"assignments"`` (assignments per step).
         perturb_eps: std of the perturbation of copied codewords, relative to their RMS value.
         skip_iters: SF-DiVeQ steps without quantization before initialisation from latents.
         avg_iters: SF-DiVeQ: how many of the last skipped steps feed the initialisation.
@@ -102,6 +104,7 @@ class Quantizer(nn.Module):
         replace_stop_before_end: int = 1000,
         total_iters: Optional[int] = None,
         discard_threshold: float = 0.01,
+        discard_rule: str = "steps",
         perturb_eps: float = 1e-3,
         skip_iters: int = 1000,
         avg_iters: int = 50,
@@ -169,6 +172,7 @@ class Quantizer(nn.Module):
             self.dim,
             schedule,
             discard_threshold=discard_threshold,
+            discard_rule=discard_rule,
             perturb_eps=perturb_eps,
             skip_iters=skip_iters if self.spec.space_filling else None,
             avg_iters=avg_iters,
@@ -261,7 +265,7 @@ class Quantizer(nn.Module):
             kl = (log_q.exp() * (log_q + math.log(self.codebook_size))).sum(-1)
             aux = self.kl_weight * kl.mean()
 
-        counts = self.maintenance.record(sel.codes, accumulate=self.training)
+        counts = self.maintenance.record(sel.codes, accumulate=self.training, counts=sel.usage)
         if self.training and self.spec.ema:
             self.maintenance.ema_update(self.weight, z, sel.codes, counts)
         metrics = codebook_stats(counts, z, sel.z_q)

@@ -30,12 +30,15 @@ class Selection:
         codeword: ``(N, D)`` selected codewords gathered with gradient (for VQ losses),
             or None when the method has no codeword loss.
         logits: ``(N, K)`` soft-assignment scores when the method has them (Gumbel).
+        usage: ``(K,)`` how much each codeword was used, when that is not simply the histogram
+            of ``codes`` (SF-DiVeQ: both ends of each selected segment).
     """
 
     z_q: torch.Tensor
     codes: torch.Tensor
     codeword: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
+    usage: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,8 @@ def _space_filling(surrogate: Callable) -> Callable:
             # for every parameter) runs without find_unused_parameters.
             return Selection(z + 0.0 * stage.codebook.sum(), nearest(z, stage.codebook, stage.lookup))
         choice = space_filling.select_segment(z, stage.codebook, stage.lookup)
-        return Selection(surrogate(stage, z, choice), choice.nearest_end)
+        return Selection(surrogate(stage, z, choice), choice.nearest_end,
+                         usage=choice.usage_counts(stage.codebook_size))
 
     return train
 

@@ -174,3 +174,29 @@ def _continue(stage, enc, opt):
         out = stage(enc(x))
         ((out.z_q - enc(x)).pow(2).mean() + out.aux_loss + (out.z_q.sum(1) - x.sum(1)).pow(2).mean()).backward()
         opt.step(), opt.zero_grad()
+
+
+def _discard_run(rule):
+    """Codeword 1 gets 10 latents in one step of four, codeword 0 everything else."""
+    stage = Quantizer(4, 2, "ste", replace_every=4, discard_threshold=0.5, discard_rule=rule)
+    with torch.no_grad():
+        stage.weight.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [-10.0, 0.0]]))
+    before = stage.codebook.detach().clone()
+    for step in range(5):  # the replacement due after step 4 runs at the start of step 5
+        z = torch.zeros(40, 2)
+        if step == 0:
+            z[:10] = torch.tensor([10.0, 0.0])
+        stage(z)
+    return (stage.codebook.detach() != before).any(1).tolist()
+
+
+def test_discard_rule_steps_counts_steps_in_which_a_codeword_was_used():
+    # The authors' convention (default): codeword 1 was used in 1 of 4 steps (< 0.5): dead.
+    assert _discard_run("steps") == [False, True, True, True]
+    # Assignments per step: 10 / 4 = 2.5 >= 0.5, so codeword 1 stays.
+    assert _discard_run("assignments") == [False, False, True, True]
+
+
+def test_discard_rule_is_validated():
+    with pytest.raises(ValueError, match="discard_rule"):
+        Quantizer(4, 2, "ste", discard_rule="sometimes")
