@@ -78,7 +78,7 @@ class DiVeQDAC(DAC):
         replace_slowdown_at: int = 2000,
         replace_stop_before_end: int = 1000,
         discard_threshold: float = 0.01,
-        skip_iters: int = 1000,
+        skip_iters: int = None,
         avg_iters: int = 50,
         latents_per_code: int = 32,
         ema_decay: float = 0.99,

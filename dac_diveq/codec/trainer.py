@@ -45,7 +45,7 @@ class TrainConfig:
     val_idx: list = field(default_factory=lambda: [0, 1])
     num_workers: int = 0
     seed: int = 0
-    amp: str = "none"  # "none" | "bf16" (CUDA autocast)
+    amp: str = "none"  # "none" | "bf16" (autocast on CUDA or CPU; "auto" is resolved by the script)
     grad_clip_g: float = 1e3
     grad_clip_d: float = 10.0
     lambdas: dict = field(default_factory=lambda: {"mel/loss": 15.0, "vq/commitment_loss": 0.25,
@@ -85,6 +85,17 @@ def distributed_context() -> tuple[int, int, torch.device]:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     rank = dist.get_rank() if dist.is_initialized() else 0
     return rank, world, device
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where bfloat16 is native (CUDA; CPUs with AVX512-BF16 or AMX),
+    else ``"none"``: without it, CPU bf16 convolutions are emulated and a step is several times
+    slower (measured 9x on this project's AVX2 machine, ``docs/benchmarks.md``)."""
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -154,8 +165,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def _autocast(self):
-        if self.config.amp == "bf16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if self.config.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def _signal(self, batch: dict, dataset) -> AudioSignal:
@@ -214,6 +225,7 @@ class Trainer:
         model = unwrap(p.generator)
         model.eval()
         totals: dict[str, list[float]] = {}
+        stage_counts = torch.zeros(model.n_codebooks, model.codebook_size, device=self.device)
         n = len(p.val_data)
         for start in range(0, n, self.config.val_batch_size):
             items = [p.val_data[i] for i in range(start, min(n, start + self.config.val_batch_size))]
@@ -228,13 +240,23 @@ class Trainer:
             }
             for key, value in batch_scores.items():
                 totals.setdefault(key, []).append(value)
+            codes = out["codes"].transpose(0, 1).reshape(model.n_codebooks, -1)  # stages x codes
+            stage_counts.scatter_add_(1, codes, torch.ones_like(codes, dtype=stage_counts.dtype))
             for ref, deg in zip(signal.audio_data.cpu(), recons.audio_data.cpu()):
                 try:
                     totals.setdefault("pesq_wb", []).append(speech.pesq_wb(ref, deg, signal.sample_rate))
                 except Exception:  # PESQ refuses silent/too-short references; count it, don't crash
                     totals.setdefault("pesq_failures", []).append(1.0)
                 totals.setdefault("stoi", []).append(speech.stoi(ref, deg, signal.sample_rate))
-        return {k: float(np.mean(v)) if k != "pesq_failures" else float(np.sum(v)) for k, v in totals.items()}
+        scores = {k: float(np.mean(v)) if k != "pesq_failures" else float(np.sum(v)) for k, v in totals.items()}
+        # Eval-mode codebook statistics (hard codes, as stored in .dac files) over the validation set.
+        probs = stage_counts / stage_counts.sum(1, keepdim=True).clamp_min(1)
+        perplexity = (-(probs * probs.clamp_min(1e-30).log()).sum(1)).exp()
+        for i in range(model.n_codebooks):
+            scores[f"vq/stage{i}/usage"] = float((stage_counts[i] > 0).float().mean())
+            scores[f"vq/stage{i}/perplexity"] = float(perplexity[i])
+        scores["vq/usage"] = float((stage_counts > 0).float().mean())
+        return scores
 
     # ------------------------------------------------------------------ loop
     def run(self, until: Optional[int] = None) -> dict[str, float]:

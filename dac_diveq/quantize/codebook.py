@@ -50,10 +50,10 @@ class CodebookMaintenance(nn.Module):
             value. Relative, not absolute (the authors' 1e-9): in float32 an absolute 1e-9 on
             codewords of scale ~1 vanishes in the distances, so copies tie exactly with their donor
             and never win latents, and the dead codewords stay dead.
-        skip_iters: SF-DiVeQ only: steps without quantization before initialisation
-            (0 = quantize from the first step with the current codebook).
-        avg_iters: SF-DiVeQ only: the last ``avg_iters`` skipped steps feed the capture buffer.
-        latents_per_code: SF-DiVeQ only: each initial codeword is the mean of about this many
+        skip_iters: steps without quantization before initialisation (0 or None = quantize from
+            the first step with the current codebook).
+        avg_iters: the last ``avg_iters`` skipped steps feed the capture buffer.
+        latents_per_code: each initial codeword is the mean of about this many
             consecutive captured latents; the buffer holds ``K * latents_per_code`` rows at most
             (rounded up to a whole number of rows per step).
         ema_decay: ``ema`` only: decay gamma of the codebook EMA; None disables EMA state.
@@ -240,6 +240,9 @@ class CodebookMaintenance(nn.Module):
         self.initialized = True
         self.capture = torch.zeros(0, self.dim, device=weight.device)
         self.capture_len = 0
+        self.usage.zero_()  # the replacement window starts with the initialised codebook
+        if self.ema_decay is not None:
+            self._ema_needs_init = True
 
     # ------------------------------------------------------------------ EMA
     @torch.no_grad()

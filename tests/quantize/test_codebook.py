@@ -4,7 +4,7 @@ import io
 import pytest
 import torch
 
-from dac_diveq.quantize import Quantizer
+from dac_diveq.quantize import METHODS, Quantizer
 from dac_diveq.quantize.schedule import ReplacementSchedule
 
 
@@ -89,8 +89,9 @@ def test_replacement_keeps_used_codewords_and_draws_donors_by_usage():
     assert (donors == 0).sum() >= 3  # codeword 0 carries 90% of the usage
 
 
-@pytest.mark.parametrize("method", ["sf_diveq", "sf_diveq_detach"])
-def test_sf_initialisation_puts_codewords_inside_the_latent_cloud(method):
+@pytest.mark.parametrize("method", METHODS)
+def test_warmup_initialisation_puts_codewords_inside_the_latent_cloud(method):
+    """SF-DiVeQ's skip-and-initialise (paper A.5), given to every method by an explicit skip_iters."""
     torch.manual_seed(0)
     stage = Quantizer(16, 2, method, skip_iters=20, avg_iters=5, latents_per_code=8)
     with torch.no_grad():
@@ -100,6 +101,7 @@ def test_sf_initialisation_puts_codewords_inside_the_latent_cloud(method):
         z = center + torch.randn(64, 2)
         out = stage(z)
         assert torch.equal(out.z_q, z)  # no quantization while skipping
+        assert float(out.aux_loss) == 0.0
         assert stage.maintenance.capture.shape[0] <= stage.maintenance.rows_per_step * 5
     assert not stage.maintenance.initialized
     out = stage(center + torch.randn(64, 2))  # step 21 initialises, then quantizes
@@ -200,3 +202,11 @@ def test_discard_rule_steps_counts_steps_in_which_a_codeword_was_used():
 def test_discard_rule_is_validated():
     with pytest.raises(ValueError, match="discard_rule"):
         Quantizer(4, 2, "ste", discard_rule="sometimes")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_skip_iters_defaults_to_the_papers_for_sf_diveq_and_off_for_the_others(method):
+    stage = Quantizer(16, 2, method)
+    expected = 1000 if method.startswith("sf_") else 0
+    assert stage.maintenance.skip_iters == expected
+    assert stage.maintenance.initialized == (expected == 0)
