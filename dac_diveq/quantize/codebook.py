@@ -26,6 +26,11 @@ from .schedule import ReplacementSchedule
 
 # Laplace smoothing of EMA cluster sizes, so rarely used codewords do not divide by ~0.
 EMA_EPS = 1e-5
+#: How dead codewords are found: ``steps`` - used in fewer than ``discard_threshold`` of the
+#: training steps since the last replacement (the DiVeQ authors' package: one count per step in
+#: which a codeword was used at all); ``assignments`` - fewer than ``discard_threshold``
+#: assignments per step on average.
+DISCARD_RULES = ("steps", "assignments")
 
 
 class CodebookMaintenance(nn.Module):
@@ -35,17 +40,20 @@ class CodebookMaintenance(nn.Module):
         codebook_size: number of codewords K.
         dim: codeword dimension D.
         schedule: when replacement runs (``schedule.enabled`` False turns it off).
-        discard_threshold: a codeword is dead when its assignments per training step
-            over the window since the last replacement fall below this (0.01 = used in
-            fewer than 1% of steps), the authors' convention.
+        discard_threshold: a codeword is dead when its usage over the window since the last
+            replacement falls below this, measured by ``discard_rule``.
+        discard_rule: ``"steps"`` (default, the authors' convention: the fraction of training
+            steps in which the codeword was used at all; 0.01 = used in fewer than 1% of the
+            steps; under DDP, of the steps of every rank) or ``"assignments"`` (assignments per
+            step, summed over ranks).
         perturb_eps: std of the noise added to a copied codeword, relative to the donor's RMS
             value. Relative, not absolute (the authors' 1e-9): in float32 an absolute 1e-9 on
             codewords of scale ~1 vanishes in the distances, so copies tie exactly with their donor
             and never win latents, and the dead codewords stay dead.
-        skip_iters: SF-DiVeQ only: steps without quantization before initialisation
-            (0 = quantize from the first step with the current codebook).
-        avg_iters: SF-DiVeQ only: the last ``avg_iters`` skipped steps feed the capture buffer.
-        latents_per_code: SF-DiVeQ only: each initial codeword is the mean of about this many
+        skip_iters: steps without quantization before initialisation (0 or None = quantize from
+            the first step with the current codebook).
+        avg_iters: the last ``avg_iters`` skipped steps feed the capture buffer.
+        latents_per_code: each initial codeword is the mean of about this many
             consecutive captured latents; the buffer holds ``K * latents_per_code`` rows at most
             (rounded up to a whole number of rows per step).
         ema_decay: ``ema`` only: decay gamma of the codebook EMA; None disables EMA state.
@@ -58,6 +66,7 @@ class CodebookMaintenance(nn.Module):
         dim: int,
         schedule: ReplacementSchedule,
         discard_threshold: float = 0.01,
+        discard_rule: str = "steps",
         perturb_eps: float = 1e-3,
         skip_iters: Optional[int] = None,
         avg_iters: int = 50,
@@ -68,6 +77,8 @@ class CodebookMaintenance(nn.Module):
         super().__init__()
         if not discard_threshold >= 0.0:
             raise ValueError(f"discard_threshold must be >= 0, got {discard_threshold}")
+        if discard_rule not in DISCARD_RULES:
+            raise ValueError(f"discard_rule must be one of {DISCARD_RULES}, got {discard_rule!r}")
         if perturb_eps < 0:
             raise ValueError(f"perturb_eps must be >= 0, got {perturb_eps}")
         if skip_iters is not None:
@@ -83,6 +94,7 @@ class CodebookMaintenance(nn.Module):
         self.dim = dim
         self.schedule = schedule
         self.discard_threshold = discard_threshold
+        self.discard_rule = discard_rule
         self.perturb_eps = perturb_eps
         self.skip_iters = skip_iters or 0
         self.avg_iters = avg_iters
@@ -132,26 +144,34 @@ class CodebookMaintenance(nn.Module):
 
     # ------------------------------------------------------------------ usage
     @torch.no_grad()
-    def record(self, codes: torch.Tensor, accumulate: bool) -> torch.Tensor:
+    def record(self, codes: torch.Tensor, accumulate: bool, counts: Optional[torch.Tensor] = None
+               ) -> torch.Tensor:
         """Count this batch's assignments, adding them to the replacement window if
         ``accumulate`` (training steps).
+
+        Args:
+            codes: the batch's codes.
+            accumulate: add to the replacement window.
+            counts: ``(K,)`` usage of this batch when it is not the histogram of ``codes``
+                (SF-DiVeQ's segments use both of their ends).
 
         Returns:
             ``(K,)`` float counts of this batch (used for metrics).
         """
-        flat = codes.reshape(-1)
-        counts = torch.zeros(self.codebook_size, device=codes.device).scatter_add_(
-            0, flat, torch.ones(flat.shape, device=codes.device)
-        )
+        if counts is None:
+            flat = codes.reshape(-1)
+            counts = torch.zeros(self.codebook_size, device=codes.device).scatter_add_(
+                0, flat, torch.ones(flat.shape, device=codes.device)
+            )
         if accumulate and self.schedule.enabled:
-            self.usage += counts
+            self.usage += (counts > 0).float() if self.discard_rule == "steps" else counts
         return counts
 
     # ------------------------------------------------------------------ replacement
     @torch.no_grad()
     def replace_dead(self, weight: torch.Tensor) -> int:
-        """Replace codewords used less than ``discard_threshold`` per step since the last
-        replacement by used codewords drawn proportionally to their usage (plus a tiny
+        """Replace codewords used less than ``discard_threshold`` (by ``discard_rule``) since the
+        last replacement by used codewords drawn proportionally to their usage (plus a tiny
         perturbation). Identical on all ranks.
 
         Returns:
@@ -159,6 +179,8 @@ class CodebookMaintenance(nn.Module):
         """
         distributed.all_reduce_sum_(self.usage)
         window = max(self.step - self.window_start, 1)
+        if self.discard_rule == "steps":  # summed over ranks: the fraction of all ranks' steps
+            window *= distributed.world_size()
         rate = self.usage / window
         dead = rate < self.discard_threshold
         alive_usage = torch.where(dead, torch.zeros_like(self.usage), self.usage)
@@ -218,6 +240,9 @@ class CodebookMaintenance(nn.Module):
         self.initialized = True
         self.capture = torch.zeros(0, self.dim, device=weight.device)
         self.capture_len = 0
+        self.usage.zero_()  # the replacement window starts with the initialised codebook
+        if self.ema_decay is not None:
+            self._ema_needs_init = True
 
     # ------------------------------------------------------------------ EMA
     @torch.no_grad()

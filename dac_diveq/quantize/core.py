@@ -67,11 +67,16 @@ class Quantizer(nn.Module):
         replace_slowdown_at: step where the interval switches.
         replace_stop_before_end: no replacement in the last this-many steps of ``total_iters``.
         total_iters: planned length of training (None: unknown).
-        discard_threshold: dead-codeword threshold, in assignments per training step.
+        discard_threshold: dead-codeword threshold, measured by ``discard_rule``.
+        discard_rule: ``"steps"`` (the authors' convention: fraction of training steps in which a
+            codeword was used at all) or ``"assignments"`` (assignments per step).
         perturb_eps: std of the perturbation of copied codewords, relative to their RMS value.
-        skip_iters: SF-DiVeQ steps without quantization before initialisation from latents.
-        avg_iters: SF-DiVeQ: how many of the last skipped steps feed the initialisation.
-        latents_per_code: SF-DiVeQ: latents averaged per initial codeword.
+        skip_iters: training steps without quantization (latents pass through) before the
+            codebook is initialised from means of recent latents (paper A.5). ``None``: the
+            method's default, 1000 for SF-DiVeQ (the paper's) and 0 (off) for the others; an
+            explicit value gives every method the same warm-up.
+        avg_iters: how many of the last skipped steps feed the initialisation.
+        latents_per_code: latents averaged per initial codeword.
         ema_decay: gamma of the ``ema`` method.
         gumbel_temperature: ``(start, end)`` of the Gumbel temperature's exponential anneal.
         gumbel_anneal_iters: steps of the anneal (default: ``total_iters`` or 10000).
@@ -102,8 +107,9 @@ class Quantizer(nn.Module):
         replace_stop_before_end: int = 1000,
         total_iters: Optional[int] = None,
         discard_threshold: float = 0.01,
+        discard_rule: str = "steps",
         perturb_eps: float = 1e-3,
-        skip_iters: int = 1000,
+        skip_iters: Optional[int] = None,
         avg_iters: int = 50,
         latents_per_code: int = 32,
         ema_decay: float = 0.99,
@@ -169,8 +175,9 @@ class Quantizer(nn.Module):
             self.dim,
             schedule,
             discard_threshold=discard_threshold,
+            discard_rule=discard_rule,
             perturb_eps=perturb_eps,
-            skip_iters=skip_iters if self.spec.space_filling else None,
+            skip_iters=(1000 if self.spec.space_filling else 0) if skip_iters is None else skip_iters,
             avg_iters=avg_iters,
             latents_per_code=latents_per_code,
             ema_decay=ema_decay if self.spec.ema else None,
@@ -213,7 +220,7 @@ class Quantizer(nn.Module):
         flat = flat.float()
         if self.training:
             self.maintenance.begin_step(self.weight)
-            sel = self.spec.train(self, flat)
+            sel = self.spec.train(self, flat) if self.maintenance.quantizing else self._skip(flat)
         else:
             sel = self._infer(flat)
         out = self._finish(flat, sel)
@@ -232,11 +239,25 @@ class Quantizer(nn.Module):
         flat = self._validated(z).float()
         if self.training:
             self.maintenance.begin_step(self.weight)
-        codes = nearest(flat, self.codebook, self.lookup)
-        out = self._finish(flat, Selection(gather(self.codebook, codes), codes))
+        if self.training and not self.maintenance.quantizing:
+            sel = self._skip(flat)
+        else:
+            codes = nearest(flat, self.codebook, self.lookup)
+            sel = Selection(gather(self.codebook, codes), codes)
+        out = self._finish(flat, sel)
         out.z_q = out.z_q.reshape(z.shape)
         out.codes = out.codes.reshape(z.shape[:-1])
         return out
+
+    def _skip(self, z: torch.Tensor) -> Selection:
+        """The warm-up before initialisation (paper A.5): latents pass through unquantized,
+        recent ones are captured for the initial codebook, and their nearest codewords are
+        reported as codes."""
+        if self.maintenance.capturing():
+            self.maintenance.capture_latents(z)
+        # The zero term keeps the codebook in the graph, so DDP (which expects a gradient for
+        # every parameter) runs without find_unused_parameters.
+        return Selection(z + 0.0 * self.codebook.sum(), nearest(z, self.codebook, self.lookup))
 
     def _infer(self, z: torch.Tensor) -> Selection:
         if self.spec.space_filling and self.sf_inference == "curve":
@@ -261,8 +282,8 @@ class Quantizer(nn.Module):
             kl = (log_q.exp() * (log_q + math.log(self.codebook_size))).sum(-1)
             aux = self.kl_weight * kl.mean()
 
-        counts = self.maintenance.record(sel.codes, accumulate=self.training)
-        if self.training and self.spec.ema:
+        counts = self.maintenance.record(sel.codes, accumulate=self.training, counts=sel.usage)
+        if self.training and self.spec.ema and self.maintenance.quantizing:
             self.maintenance.ema_update(self.weight, z, sel.codes, counts)
         metrics = codebook_stats(counts, z, sel.z_q)
         if self.spec.aux == "kl":

@@ -64,13 +64,17 @@ def similarity_logits(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> tor
         rule: lookup rule.
 
     Returns:
-        ``(N, K)`` logits: negative squared distances (euclidean) or cosine similarities.
+        ``(N, K)`` float32 logits: negative squared distances (euclidean) or cosine similarities.
+        Computed in float32 even under autocast: in bf16 the cross term of offset latents loses
+        the digits that separate neighbours, and the soft assignment's argmax goes wrong.
     """
-    if rule == "cosine":
-        return F.normalize(z) @ F.normalize(codebook).t()
-    z2 = (z * z).sum(1, keepdim=True)
-    c2 = (codebook * codebook).sum(1)
-    return -(z2 - 2 * z @ codebook.t() + c2)
+    with torch.autocast(device_type="cuda" if z.is_cuda else "cpu", enabled=False):
+        z, codebook = z.float(), codebook.float()
+        if rule == "cosine":
+            return F.normalize(z) @ F.normalize(codebook).t()
+        z2 = (z * z).sum(1, keepdim=True)
+        c2 = (codebook * codebook).sum(1)
+        return -(z2 - 2 * z @ codebook.t() + c2)
 
 
 def gather(codebook: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:

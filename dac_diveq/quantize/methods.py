@@ -30,12 +30,15 @@ class Selection:
         codeword: ``(N, D)`` selected codewords gathered with gradient (for VQ losses),
             or None when the method has no codeword loss.
         logits: ``(N, K)`` soft-assignment scores when the method has them (Gumbel).
+        usage: ``(K,)`` how much each codeword was used, when that is not simply the histogram
+            of ``codes`` (SF-DiVeQ: both ends of each selected segment).
     """
 
     z_q: torch.Tensor
     codes: torch.Tensor
     codeword: Optional[torch.Tensor] = None
     logits: Optional[torch.Tensor] = None
+    usage: Optional[torch.Tensor] = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,7 @@ class MethodSpec:
         aux: auxiliary loss: ``"vq"`` (codebook + commitment), ``"commitment"``,
             ``"kl"`` (to the uniform assignment) or ``"none"``.
         replacement: whether dead-codeword replacement applies (off for SF-DiVeQ).
-        space_filling: SF-DiVeQ family (skip-and-initialise schedule, curve inference option).
+        space_filling: SF-DiVeQ family (skip-and-initialise by default, curve inference option).
         ema: codebook learned by EMA, not by gradients.
     """
 
@@ -130,15 +133,9 @@ def _diveq_detach(stage: "Quantizer", z: torch.Tensor) -> Selection:
 
 def _space_filling(surrogate: Callable) -> Callable:
     def train(stage: "Quantizer", z: torch.Tensor) -> Selection:
-        if not stage.maintenance.quantizing:
-            # Skip phase (paper A.5): pass latents through; report their nearest codewords.
-            if stage.maintenance.capturing():
-                stage.maintenance.capture_latents(z)
-            # The zero term keeps the codebook in the graph, so DDP (which expects a gradient
-            # for every parameter) runs without find_unused_parameters.
-            return Selection(z + 0.0 * stage.codebook.sum(), nearest(z, stage.codebook, stage.lookup))
         choice = space_filling.select_segment(z, stage.codebook, stage.lookup)
-        return Selection(surrogate(stage, z, choice), choice.nearest_end)
+        return Selection(surrogate(stage, z, choice), choice.nearest_end,
+                         usage=choice.usage_counts(stage.codebook_size))
 
     return train
 

@@ -23,12 +23,12 @@ from .core import Quantizer
 
 #: Options a model may expose, in the order they appear in its signature.
 MODEL_OPTIONS = ("lookup", "noise_var", "replace_every", "replace_every_after", "replace_slowdown_at",
-                 "replace_stop_before_end", "discard_threshold", "skip_iters", "avg_iters", "latents_per_code",
+                 "replace_stop_before_end", "discard_threshold", "discard_rule", "skip_iters", "avg_iters", "latents_per_code",
                  "ema_decay", "kl_weight", "commitment_weight", "codebook_weight", "codebook_init")
 #: The options every model exposes. The other three only matter where the model's loss is the core's
 #: ``aux_loss`` (DAC's layers return the commitment and codebook losses unweighted, and keep DAC's
 #: N(0, 1) codebook initialisation).
-COMMON_OPTIONS = MODEL_OPTIONS[:12]
+COMMON_OPTIONS = MODEL_OPTIONS[:13]
 
 Model = TypeVar("Model", bound=type)
 

@@ -36,6 +36,15 @@ class SegmentChoice:
         """The codeword of the segment closer to the dithered point (a storable code)."""
         return self.index + (self.lam.squeeze(-1) > 0.5).long()
 
+    def usage_counts(self, codebook_size: int) -> torch.Tensor:
+        """``(K,)`` how much each codeword is used by the selected segments: both ends of every
+        segment count, weighted ``(1 - lam, lam)`` as in the surrogate, so each latent adds 1 in
+        all. Counting only :attr:`nearest_end` would miss codeword ``j`` whenever it is the far end
+        of every segment that uses it, and training usage could never reach 100%."""
+        weights = torch.cat([1 - self.lam, self.lam], dim=1).reshape(-1).float()
+        ends = torch.stack([self.index, self.index + 1], dim=1).reshape(-1)
+        return torch.zeros(codebook_size, device=weights.device).index_add_(0, ends, weights)
+
 
 def dither_codebook(codebook: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Draw ``lambda ~ U(0,1)^(K-1)`` and return the dithered points and the dithers.

@@ -48,7 +48,7 @@ class LoopConfig:
         save_iters: steps whose checkpoint is kept under its own tag.
         num_workers: data-loading processes.
         seed: seeds the model initialisation and the data order.
-        amp: ``"none"`` or ``"bf16"`` (autocast on CUDA).
+        amp: ``"none"`` or ``"bf16"`` (autocast on CUDA or CPU; see :func:`resolve_amp` for ``"auto"``).
         grad_clip: max gradient norm of the trained model (0: no clipping).
     """
 
@@ -65,8 +65,21 @@ class LoopConfig:
     grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.amp not in AMP_MODES:
-            raise ValueError(f"amp must be 'none' or 'bf16', got {self.amp!r}")
+        if self.amp not in (*AMP_MODES, "auto"):  # "auto": resolved by resolve_amp for the device
+            raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {self.amp!r}")
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """``"auto"`` -> ``"bf16"`` where bfloat16 is native (CUDA; CPUs with AVX512-BF16 or AMX),
+    else ``"none"``: without it, CPU bf16 convolutions are emulated and a step is several times
+    slower (9x measured on this project's AVX2 machine, ``docs/benchmarks.md``)."""
+    if amp not in (*AMP_MODES, "auto"):
+        raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {amp!r}")
+    if amp != "auto":
+        return amp
+    if device.type == "cuda":
+        return "bf16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "none"
 
 
 def fixed_batches(dataset: Any, batch_size: int, collate: Callable[[list], Any] = torch.stack) -> Iterator[Any]:
@@ -144,9 +157,9 @@ class TrainLoop:
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast on CUDA when ``amp == "bf16"``, else nothing."""
-        if self.config.amp == "bf16" and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bfloat16 autocast (CUDA or CPU) when ``amp == "bf16"``, else nothing."""
+        if self.config.amp == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
     def log(self, split: str, values: dict[str, float]) -> None:

@@ -163,3 +163,25 @@ def test_gradient_clipping_is_configured_per_model(audio_folders, tmp_path):
     assert {"other/grad_norm", "other/grad_norm_d"} <= set(terms)  # DAC's defaults: 1e3 and 10
     trainer.config.grad_clip = trainer.config.grad_clip_d = 0.0
     assert not {"other/grad_norm", "other/grad_norm_d"} & set(trainer.train_step(batch))
+
+
+def test_validation_reports_eval_mode_codebook_usage(audio_folders, tmp_path):
+    # SF-DiVeQ's training usage counts segments; validation reports what stored codes use.
+    trainer = _trainer(audio_folders, tmp_path, method="sf_diveq", num_iters=4)
+    trainer.run()
+    scores = trainer.validate()
+    model, val = trainer.parts.generator, trainer.parts.val_data
+    model.eval()
+    seen = [set() for _ in range(model.n_codebooks)]
+    with torch.no_grad():
+        size = trainer.config.val_batch_size
+        for start in range(0, len(val), size):
+            items = [val[i] for i in range(start, min(len(val), start + size))]
+            signal = trainer._signal(val.collate(items), val)
+            codes = model(signal.audio_data, signal.sample_rate)["codes"]
+            for stage in range(model.n_codebooks):
+                seen[stage].update(codes[:, stage].flatten().tolist())
+    for stage in range(model.n_codebooks):
+        assert scores[f"vq/stage{stage}/usage"] == pytest.approx(len(seen[stage]) / model.codebook_size)
+        assert 1.0 <= scores[f"vq/stage{stage}/perplexity"] <= len(seen[stage]) + 1e-6
+    assert scores["vq/usage"] == pytest.approx(sum(map(len, seen)) / (model.n_codebooks * model.codebook_size))

@@ -47,9 +47,13 @@ def _mtimes(folder: Path) -> dict:
 def test_files_are_16k_mono_speech(prepared):
     _, folders = prepared
     expected = {"train": N_TRAIN, "val": N_VAL, "test_real": len(SOURCES)}
+    assert set(folders) == {*expected, "train_real", "val_real"}
     for name, folder in folders.items():
         wavs = sorted(folder.glob("*.wav"))
-        assert len(wavs) == expected[name], name
+        if name in expected:
+            assert len(wavs) == expected[name], name
+        else:  # real spoken words: check a sample of them
+            wavs = wavs[::50]
         for wav in wavs:
             info = sf.info(str(wav))
             assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16"), wav
@@ -57,8 +61,10 @@ def test_files_are_16k_mono_speech(prepared):
             assert _rms_dbfs(audio) > -45.0, wav
             if name == "test_real":
                 assert 2.0 < info.duration <= 31.0, wav
-            else:
+            elif name in expected:
                 assert 0.5 < info.duration < 10.0, wav
+            if name != "test_real":
+                assert 0.1 <= info.duration < 10.0, wav
                 assert abs(np.abs(audio).max() - 10 ** (-1 / 20)) < 0.01, wav  # -1 dBFS peak
 
 
@@ -110,7 +116,8 @@ def test_second_call_is_fast_and_rewrites_nothing(prepared):
 
 def test_interrupted_run_resumes_and_grows(prepared, tmp_path):
     cache = prepared[0] / ".cache"
-    folders = prepare(tmp_path, n_train=3, n_val=1, seed=5, cache_dir=cache, progress=False)
+    folders = prepare(tmp_path, n_train=3, n_val=1, seed=5, cache_dir=cache, progress=False,
+                      real_speech=False)
     speech = tmp_path / "speech"
     wavs = sorted(folders["train"].glob("*.wav"))
     # simulate an interruption: no stamp, one file missing, a half-written temporary file
@@ -118,7 +125,7 @@ def test_interrupted_run_resumes_and_grows(prepared, tmp_path):
     wavs[1].unlink()
     (folders["train"] / f".{wavs[1].name}.abc.tmp").write_bytes(b"RIFF")
     before = _mtimes(folders["train"])
-    prepare(tmp_path, n_train=4, n_val=1, seed=5, cache_dir=cache, progress=False)
+    prepare(tmp_path, n_train=4, n_val=1, seed=5, cache_dir=cache, progress=False, real_speech=False)
     after = _mtimes(folders["train"])
     assert after[wavs[0]] == before[wavs[0]] and after[wavs[2]] == before[wavs[2]]
     assert wavs[1] in after and not list(folders["train"].glob("*.tmp"))
@@ -133,7 +140,7 @@ def test_one_engine_only_warns_and_uses_it(prepared, tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.warns(RuntimeWarning, match="espeak-ng is not installed"):
         folders = prepare(tmp_path / "d", n_train=2, n_val=1, cache_dir=prepared[0] / ".cache",
-                          progress=False)
+                          progress=False, real_speech=False)
     for split in ("train", "val"):
         meta = json.loads((folders[split] / "metadata.json").read_text())
         assert {e["engine"] for e in meta} == {"flite"}
@@ -142,7 +149,7 @@ def test_one_engine_only_warns_and_uses_it(prepared, tmp_path, monkeypatch):
 def test_no_engine_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(DataPrepError, match="apt-get install espeak-ng flite"):
-        prepare(tmp_path / "d", n_train=2, n_val=1, progress=False)
+        prepare(tmp_path / "d", n_train=2, n_val=1, progress=False, real_speech=False)
 
 
 def test_cli_lists_folders_and_fails_in_one_line(prepared):
@@ -156,3 +163,27 @@ def test_cli_lists_folders_and_fails_in_one_line(prepared):
     assert bad.returncode == 1
     assert bad.stderr.strip().startswith("prepare_data: error:")
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_real_training_speech_from_ktuberling(prepared):
+    """Real spoken words: 16 kHz mono, repeats dropped, held-out languages only in val_real,
+    provenance and licence recorded, and none of the evaluation clips among them."""
+    _, folders = prepared
+    manifests = {split: json.loads((folders[split] / "manifest.json").read_text())
+                 for split in ("train_real", "val_real")}
+    train, val = manifests["train_real"], manifests["val_real"]
+    assert train["licence"] == "GPL-2+" and "ktuberling-data" in train["provenance"]
+    assert (folders["train_real"] / "COPYRIGHT.ktuberling").is_file()
+    assert train["count"] > 1000 and train["total_s"] > 15 * 60 and val["count"] > 100
+    assert {e["language"] for e in val["files"].values()} == set(val["val_languages"])
+    assert not {e["language"] for e in train["files"].values()} & set(val["val_languages"])
+    hashes = [e["sha256_pcm16"] for m in manifests.values() for e in m["files"].values()]
+    assert len(hashes) == len(set(hashes))  # the Serbian folders repeat each other
+    serbian = [e for e in train["files"].values() if e["language"].startswith("sr")]
+    assert 0 < len(serbian) <= 15
+    wavs = sorted(folders["train_real"].glob("*.wav"))
+    assert len(wavs) == train["count"]
+    info = sf.info(str(wavs[0]))
+    assert info.samplerate == 16000 and info.channels == 1
+    test_names = {p.name for p in folders["test_real"].glob("*.wav")}
+    assert not test_names & {p.name for p in wavs}

@@ -4,7 +4,7 @@ import io
 import pytest
 import torch
 
-from dac_diveq.quantize import Quantizer
+from dac_diveq.quantize import METHODS, Quantizer
 from dac_diveq.quantize.schedule import ReplacementSchedule
 
 
@@ -89,8 +89,9 @@ def test_replacement_keeps_used_codewords_and_draws_donors_by_usage():
     assert (donors == 0).sum() >= 3  # codeword 0 carries 90% of the usage
 
 
-@pytest.mark.parametrize("method", ["sf_diveq", "sf_diveq_detach"])
-def test_sf_initialisation_puts_codewords_inside_the_latent_cloud(method):
+@pytest.mark.parametrize("method", METHODS)
+def test_warmup_initialisation_puts_codewords_inside_the_latent_cloud(method):
+    """SF-DiVeQ's skip-and-initialise (paper A.5), given to every method by an explicit skip_iters."""
     torch.manual_seed(0)
     stage = Quantizer(16, 2, method, skip_iters=20, avg_iters=5, latents_per_code=8)
     with torch.no_grad():
@@ -100,6 +101,7 @@ def test_sf_initialisation_puts_codewords_inside_the_latent_cloud(method):
         z = center + torch.randn(64, 2)
         out = stage(z)
         assert torch.equal(out.z_q, z)  # no quantization while skipping
+        assert float(out.aux_loss) == 0.0
         assert stage.maintenance.capture.shape[0] <= stage.maintenance.rows_per_step * 5
     assert not stage.maintenance.initialized
     out = stage(center + torch.randn(64, 2))  # step 21 initialises, then quantizes
@@ -174,3 +176,37 @@ def _continue(stage, enc, opt):
         out = stage(enc(x))
         ((out.z_q - enc(x)).pow(2).mean() + out.aux_loss + (out.z_q.sum(1) - x.sum(1)).pow(2).mean()).backward()
         opt.step(), opt.zero_grad()
+
+
+def _discard_run(rule):
+    """Codeword 1 gets 10 latents in one step of four, codeword 0 everything else."""
+    stage = Quantizer(4, 2, "ste", replace_every=4, discard_threshold=0.5, discard_rule=rule)
+    with torch.no_grad():
+        stage.weight.copy_(torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0], [-10.0, 0.0]]))
+    before = stage.codebook.detach().clone()
+    for step in range(5):  # the replacement due after step 4 runs at the start of step 5
+        z = torch.zeros(40, 2)
+        if step == 0:
+            z[:10] = torch.tensor([10.0, 0.0])
+        stage(z)
+    return (stage.codebook.detach() != before).any(1).tolist()
+
+
+def test_discard_rule_steps_counts_steps_in_which_a_codeword_was_used():
+    # The authors' convention (default): codeword 1 was used in 1 of 4 steps (< 0.5): dead.
+    assert _discard_run("steps") == [False, True, True, True]
+    # Assignments per step: 10 / 4 = 2.5 >= 0.5, so codeword 1 stays.
+    assert _discard_run("assignments") == [False, False, True, True]
+
+
+def test_discard_rule_is_validated():
+    with pytest.raises(ValueError, match="discard_rule"):
+        Quantizer(4, 2, "ste", discard_rule="sometimes")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_skip_iters_defaults_to_the_papers_for_sf_diveq_and_off_for_the_others(method):
+    stage = Quantizer(16, 2, method)
+    expected = 1000 if method.startswith("sf_") else 0
+    assert stage.maintenance.skip_iters == expected
+    assert stage.maintenance.initialized == (expected == 0)

@@ -110,3 +110,18 @@ def test_gumbel_softmax_forward_is_a_codeword_and_backward_is_soft():
     torch.testing.assert_close(z_q, codebook[codes], atol=1e-6, rtol=0)
     z_q.sum().backward()
     assert logits.grad.abs().sum() > 0 and codebook.grad.abs().sum() > 0
+
+
+def test_gumbel_logits_are_float32_under_bf16_autocast():
+    from dac_diveq.quantize.lookup import similarity_logits
+
+    torch.manual_seed(0)
+    codebook = torch.randn(512, 8)
+    z = 30.0 + 0.1 * torch.randn(256, 8)  # offset latents: the cross term dwarfs the differences
+    codebook = codebook + 30.0
+    for rule in ("euclidean", "cosine"):
+        reference = similarity_logits(z, codebook, rule)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = similarity_logits(z, codebook, rule)
+        assert logits.dtype == torch.float32
+        assert torch.equal(logits.argmax(1), reference.argmax(1))

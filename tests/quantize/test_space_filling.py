@@ -95,3 +95,28 @@ def test_curve_projection_is_an_explicit_option_on_the_polyline():
     assert ((out.z_q - z).norm(dim=1) <= (codebook[out.codes] - z).norm(dim=1) + 1e-6).all()
     points, _ = project_to_curve(z, codebook, "euclidean")
     torch.testing.assert_close(out.z_q, points, atol=1e-6, rtol=0)
+
+
+def test_training_usage_counts_both_ends_of_the_selected_segments():
+    # Latents sitting on every codeword: eval usage is 100%, and so must training usage be,
+    # although each latent's nearest_end code misses codeword j whenever lam_{j-1} <= 0.5 < lam_j.
+    torch.manual_seed(0)
+    stage = Quantizer(256, 8, "sf_diveq", skip_iters=0)
+    z = stage.codebook.detach().repeat(4, 1) + 1e-4 * torch.randn(1024, 8)
+    train_usage = torch.stack([stage(z).metrics["usage"] for _ in range(20)]).mean()
+    stage.eval()
+    assert stage(z).metrics["usage"] == 1.0
+    assert train_usage > 0.9  # segments far from a codeword can win its latents: not exactly 1
+
+
+def test_segment_usage_is_one_per_latent_split_between_the_ends():
+    torch.manual_seed(0)
+    codebook, z = torch.randn(K, D), torch.randn(N, D)
+    choice = select_segment(z, codebook, "euclidean")
+    counts = choice.usage_counts(K)
+    assert torch.allclose(counts.sum(), torch.tensor(float(N)))
+    expected = torch.zeros(K)
+    for i, lam in zip(choice.index.tolist(), choice.lam.squeeze(-1).tolist()):
+        expected[i] += 1 - lam
+        expected[i + 1] += lam
+    assert torch.allclose(counts, expected, atol=1e-4)
