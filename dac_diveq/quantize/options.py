@@ -53,8 +53,17 @@ def core_parameters(names: Sequence[str] = MODEL_OPTIONS, **defaults: Any) -> li
     if unknown or set(defaults) - set(names):
         raise TypeError(f"not quantizer options of this model: {unknown or sorted(set(defaults) - set(names))}")
     return [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                              default=defaults.get(name, declared[name].default), annotation=hints[name])
+                              default=defaults.get(name, declared[name].default), annotation=_plain(hints[name]))
             for name in names]
+
+
+def _plain(hint: Any) -> Any:
+    """``Optional[X]`` -> ``X``: argbind leaves parameters with ``Optional`` types off the command
+    line and out of yml binding; the ``None`` default is kept."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) is typing.Union and len(args) == 1:
+        return args[0]
+    return hint
 
 
 def takes_quantizer_options(names: Sequence[str] = MODEL_OPTIONS, **defaults: Any) -> Callable[[Model], Model]:
