@@ -4,21 +4,48 @@ speech, and write a comparative report.
     recipes/speech_compare --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
     recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run
     recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
+    recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --force   # ~35 min per run, 2 cores
+
+The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training curves; never
+checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
+found there, so runs added in a later sitting, on another machine, join the ones committed before.
 
 Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
 overwrite an existing report unless ``--force``.
 """
 import argparse
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from common import METHOD_CONF, ROOT, finished, run, write_commands
 
+from dac_diveq.report.tensorboard import CURVES_FILE, training_curves, write_curves
+
+#: Curves kept with an evaluation (what reports plot and what the next sitting compares against).
+KEPT_CURVES = ("val/mel/loss", "val/pesq_wb", "val/stoi", "val/vq/usage", "train/mel/loss")
+#: Files of an evaluation folder that are kept with a report (small; never checkpoints).
+KEPT_FILES = ("per_file.csv", "summary.json", CURVES_FILE)
+
+
+def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path) -> Path:
+    """Copy an evaluation (and its run's training curves) into the report's ``runs/``."""
+    curves, _ = training_curves(save_path / "logs", save_path / "latest" / "trainer.pth", KEPT_CURVES)
+    if curves:
+        write_curves(eval_dir / CURVES_FILE, curves)
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in KEPT_FILES:
+        if (eval_dir / name).is_file():
+            shutil.copy2(eval_dir / name, kept / name)
+    return kept
+
 PY = sys.executable
 # Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
 SIZES = {
     "quickstart": {"conf": "conf/quickstart", "overrides": ["--num_iters", "300", "--valid_freq", "150"]},
+    # 2 CPU cores, one thread per run (two runs side by side use the machine best): ~35 min per run.
+    "cpu": {"conf": "conf/cpu", "overrides": ["--num_iters", "900", "--valid_freq", "300"], "keep_runs": True},
     "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
                                           "--save_iters", "[]", "--num_workers", "8"]},
 }
@@ -89,6 +116,15 @@ def main(argv=None) -> int:
             eval_dirs.append(eval_dir)
             if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
                 reference = eval_dir / "opus"  # the Opus reference rows, scored once
+            if size.get("keep_runs"):
+                keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / "eval")
+    if size.get("keep_runs"):
+        if reference is not None:
+            keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / "eval")
+        # Every run kept so far, from this sitting and earlier ones.
+        eval_dirs = sorted(p.parent.relative_to(ROOT) for p in (ROOT / report / "runs").glob("*/*/summary.json"))
+        eval_dirs += sorted(p.parent.relative_to(ROOT) for p in (ROOT / report / "runs").glob("*/*/*/summary.json"))
+        eval_dirs, reference = sorted(set(eval_dirs)), None
     if reference is not None:
         eval_dirs.append(reference)
     commands = write_commands(ROOT / root / "commands.txt",

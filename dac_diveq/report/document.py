@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from . import labels, markdown, plots
 from .runs import Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run
-from .tensorboard import training_curves
+from .tensorboard import CURVES_FILE, training_curves
 
 #: Dataset-level metrics read from summary.json (one value per run and setting).
 SUMMARY_METRICS = ("fid",)
@@ -78,7 +78,8 @@ def _figures(groups: list[Group], metrics: list[str], out: Path, domain: Domain)
     sources, skipped = [], []
     for group in codec:
         for run in group.runs:
-            curves, source = training_curves(run.log_dir, run.checkpoint, [t for t, _, _ in curve_specs])
+            curves, source = training_curves(run.log_dir, run.checkpoint, [t for t, _, _ in curve_specs],
+                                             run.eval_dir / CURVES_FILE)
             label, name = _run_names(group, run, domain)
             if source is None:
                 skipped.append(f"{name}: no TensorBoard scalars in `{run.log_dir}` and no history in `{run.checkpoint}`")

@@ -77,17 +77,46 @@ def history_scalars(checkpoint: Path | str, tags: Sequence[str]) -> dict[str, Cu
     return out
 
 
-def training_curves(log_dir: Path, checkpoint: Path,
-                    tags: Sequence[str]) -> tuple[dict[str, Curve], Optional[str]]:
-    """Curves from the TensorBoard logs, else from the checkpoint history.
+#: File beside an evaluation's ``summary.json`` that keeps its run's training curves, so an
+#: evaluation copied away from the run (a committed report's ``runs/``) still has them.
+CURVES_FILE = "curves.json"
+
+
+def write_curves(path: Path | str, curves: dict[str, Curve]) -> Path:
+    """Save curves as ``{tag: [[step, value], ...]}`` JSON (small: what a report plots)."""
+    import json
+
+    path = Path(path)
+    data = {tag: [[int(s), float(v)] for s, v in zip(*curve)] for tag, curve in curves.items()}
+    path.write_text(json.dumps(data, indent=0) + "\n")
+    return path
+
+
+def read_curves(path: Path | str, tags: Sequence[str]) -> dict[str, Curve]:
+    """Curves of ``tags`` from a :func:`write_curves` file (empty when it is missing)."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text())
+    return {tag: (np.array([p[0] for p in data[tag]], dtype=float), np.array([p[1] for p in data[tag]], dtype=float))
+            for tag in tags if data.get(tag)}
+
+
+def training_curves(log_dir: Path, checkpoint: Path, tags: Sequence[str],
+                    curves_file: Optional[Path] = None) -> tuple[dict[str, Curve], Optional[str]]:
+    """Curves from the TensorBoard logs, else from the checkpoint history, else from a saved
+    :data:`CURVES_FILE`.
 
     Args:
         log_dir: ``<save_path>/logs``.
         checkpoint: ``<save_path>/latest/trainer.pth``.
         tags: scalar tags.
+        curves_file: ``<eval_dir>/curves.json``, if any.
 
     Returns:
-        (tag -> curve, source description or None when neither had any of the tags).
+        (tag -> curve, source description or None when none had any of the tags).
     """
     curves = read_scalars(log_dir, tags)
     if curves:
@@ -95,4 +124,8 @@ def training_curves(log_dir: Path, checkpoint: Path,
     curves = history_scalars(checkpoint, tags)
     if curves:
         return curves, f"checkpoint history ({checkpoint})"
+    if curves_file is not None:
+        curves = read_curves(curves_file, tags)
+        if curves:
+            return curves, f"saved curves ({curves_file})"
     return {}, None

@@ -34,3 +34,16 @@ def test_history_fallback(tmp_path):
     curves, source = training_curves(tmp_path / "logs", ckpt, ["val/mel/loss"])
     assert source.startswith("checkpoint history") and "val/mel/loss" in curves
     assert training_curves(tmp_path / "none", tmp_path / "none.pth", ["val/mel/loss"]) == ({}, None)
+
+
+def test_saved_curves_are_the_last_fallback(tmp_path):
+    from dac_diveq.report.tensorboard import read_curves, training_curves, write_curves
+
+    curves = {"val/stoi": (np.array([300.0, 600.0]), np.array([0.61, 0.7]))}
+    path = write_curves(tmp_path / "curves.json", curves)
+    got, source = training_curves(tmp_path / "no_logs", tmp_path / "no.pth", ["val/stoi", "val/pesq_wb"], path)
+    assert source.startswith("saved curves") and set(got) == {"val/stoi"}
+    assert np.array_equal(got["val/stoi"][0], curves["val/stoi"][0])
+    assert np.allclose(got["val/stoi"][1], curves["val/stoi"][1])
+    assert training_curves(tmp_path / "no_logs", tmp_path / "no.pth", ["val/stoi"]) == ({}, None)
+    assert read_curves(tmp_path / "missing.json", ["val/stoi"]) == {}
