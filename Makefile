@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 RUN := runs/quickstart/diveq/seed0
 WEIGHTS := $(RUN)/best/diveqdac/weights.pth
 
-.PHONY: setup system-deps test test-fast lint-imports quickstart image-quickstart bench
+.PHONY: setup system-deps test test-fast lint-imports quickstart image-quickstart bench bench-train
 
 setup: $(STAMP)
 
@@ -54,3 +54,8 @@ image-quickstart: setup
 
 bench: setup
 	$(VPY) scripts/bench_quantizer.py
+
+# Training-step speed-ups against today's trainer (quickstart model and batch), paired A B A B.
+bench-train: setup system-deps
+	$(VPY) scripts/prepare_data.py --root data --no_progress
+	$(VPY) scripts/bench_train.py --variants baseline fused_snake fused_snake_1_thread --rounds 3

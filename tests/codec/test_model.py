@@ -102,8 +102,8 @@ def test_from_dac_honours_every_quantizer_option_called_from_python():
     torch.manual_seed(0)
     stock = dac.model.DAC(**TINY_DAC).eval()
     options = dict(lookup="euclidean", noise_var=2e-3, replace_every=3, replace_every_after=7, replace_slowdown_at=11,
-                   replace_stop_before_end=5, discard_threshold=0.2, skip_iters=9, avg_iters=4, latents_per_code=3,
-                   ema_decay=0.9, kl_weight=1e-3)
+                   replace_stop_before_end=5, discard_threshold=0.2, discard_rule="assignments", skip_iters=9,
+                   avg_iters=4, latents_per_code=3, ema_decay=0.9, kl_weight=1e-3)
     assert set(options) == set(COMMON_OPTIONS)
     defaults = DiVeQDAC(**TINY_DAC).quantizer_config()
     assert all(defaults[name] != value for name, value in options.items())  # every option is non-default
@@ -114,8 +114,8 @@ def test_from_dac_honours_every_quantizer_option_called_from_python():
         schedule = stage.maintenance.schedule
         assert (stage.method, stage.lookup, stage.noise_var, stage.kl_weight) == ("sf_diveq", "euclidean", 2e-3, 1e-3)
         assert (schedule.every_after, schedule.slowdown_at, schedule.stop_before_end) == (7, 11, 5)
-        assert (stage.maintenance.discard_threshold, stage.maintenance.skip_iters, stage.maintenance.avg_iters) == (
-            0.2, 9, 4)
+        assert (stage.maintenance.discard_threshold, stage.maintenance.discard_rule, stage.maintenance.skip_iters,
+                stage.maintenance.avg_iters) == (0.2, "assignments", 9, 4)
         assert stage.maintenance.rows_per_step == -(-TINY_DAC["codebook_size"] * 3 // 4)  # latents_per_code=3
     # The quantizer configuration of one model rebuilds the same quantizer around other weights.
     again = from_dac(stock, **ours.quantizer_config())
