@@ -60,7 +60,7 @@ def _rows(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)  # renders a dozen figures: minutes on a loaded 2-core machine
 def test_image_report_end_to_end(tmp_path, capsys):
     dirs = write_image_runs(tmp_path / "runs")
     from torch.utils.tensorboard import SummaryWriter

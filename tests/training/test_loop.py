@@ -160,7 +160,7 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
 
 
 def test_amp_must_be_a_known_mode(tmp_path):
-    with pytest.raises(ValueError, match="amp must be 'none' or 'bf16'"):
+    with pytest.raises(ValueError, match="amp must be 'none', 'bf16' or 'auto'"):
         _config(tmp_path, amp="fp16")
 
 
