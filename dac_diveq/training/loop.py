@@ -72,7 +72,7 @@ class LoopConfig:
 def resolve_amp(amp: str, device: torch.device) -> str:
     """``"auto"`` -> ``"bf16"`` where bfloat16 is native (CUDA; CPUs with AVX512-BF16 or AMX),
     else ``"none"``: without it, CPU bf16 convolutions are emulated and a step is several times
-    slower (9x measured on this project's AVX2 machine, ``docs/benchmarks.md``)."""
+    slower (4.5x measured on this project's AVX2 machine, ``docs/benchmarks.md``)."""
     if amp not in (*AMP_MODES, "auto"):
         raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {amp!r}")
     if amp != "auto":
