@@ -228,7 +228,8 @@ class TrainLoop:
             print(f"resumed {self.config.save_path}/latest at step {self.step}", file=sys.stderr)
         scores = self.run()
         if self.rank == 0 and scores:
-            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+            # Per-stage statistics stay in TensorBoard; the summary line keeps the headline scores.
+            print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "/stage" not in k))
         return scores
 
     def _tags(self, scores: dict[str, float]) -> list[str]:
