@@ -11,7 +11,7 @@ from audiotools import AudioSignal
 from audiotools.core import util
 from dac.model.discriminator import Discriminator
 
-from ..metrics import speech
+from ..metrics import codebook, speech
 from ..training.distributed import unwrap
 from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
 from .model import GENERATOR, DiVeQDAC
@@ -68,13 +68,12 @@ def eval_codebook_stats(stage_counts: torch.Tensor) -> dict[str, float]:
     """Eval-mode usage and perplexity per stage from ``(stages, K)`` counts of stored (hard) codes:
     what a ``.dac`` file uses, unlike the training-mode statistics of a surrogate (SF-DiVeQ counts
     segments there)."""
-    probs = stage_counts / stage_counts.sum(1, keepdim=True).clamp_min(1)
-    perplexity = (-(probs * probs.clamp_min(1e-30).log()).sum(1)).exp()
+    counts = stage_counts.cpu().numpy()
     scores = {}
-    for i in range(stage_counts.shape[0]):
-        scores[f"vq/stage{i}/usage"] = float((stage_counts[i] > 0).float().mean())
-        scores[f"vq/stage{i}/perplexity"] = float(perplexity[i])
-    scores["vq/usage"] = float((stage_counts > 0).float().mean())
+    for i, stage in enumerate(counts):
+        scores[f"vq/stage{i}/usage"] = codebook.usage(stage)
+        scores[f"vq/stage{i}/perplexity"] = codebook.perplexity(stage)
+    scores["vq/usage"] = codebook.usage(counts)
     return scores
 
 

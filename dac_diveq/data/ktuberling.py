@@ -17,6 +17,7 @@ The evaluation clips (``test_real``) come from other sources and are never among
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,8 +122,6 @@ def prepare_ktuberling(speech: PathLike, val_languages: Sequence[str] = DEFAULT_
 
 def _manifest_matches(folder: Path, params: dict) -> bool:
     try:
-        import json
-
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
         return False
