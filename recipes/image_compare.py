@@ -142,7 +142,7 @@ def main(argv=None) -> int:
                     print(f"skip training {save_path}: finished", flush=True)
                 else:
                     run([PY, "scripts/train_image.py", "--args.load", conf, "--save_path", save_path,
-                         "--seed", seed, "--VQVAE.codebook_size", 2 ** b, "--resume", "true",
+                         "--seed", seed, "--VQVAE.codebook_size", 2 ** b, "--resume", "auto",
                          *size["overrides"], *budget, *lpips], log)
                 eval_dir = save_path / "eval"
                 if not (ROOT / eval_dir / "summary.json").exists():

@@ -105,7 +105,7 @@ def main(argv=None) -> int:
                 print(f"skip training {save_path}: finished", flush=True)
             else:
                 run([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path, "--seed", seed,
-                     "--resume", *size["overrides"], *extra], log)
+                     "--resume", "auto", *size["overrides"], *extra], log)
             eval_dir = save_path / "eval"
             first = not eval_dirs
             if not (ROOT / eval_dir / "summary.json").exists():

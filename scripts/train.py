@@ -22,7 +22,7 @@ from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
 from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
-from dac_diveq.training.loop import resolve_amp
+from dac_diveq.training.loop import TrainingInterrupted, resolve_amp, with_resume_value
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -66,14 +66,19 @@ def prepare_embedded_data(root: str = "", n_train: int = 300, n_val: int = 40):
 def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size: int = 8,
           valid_freq: int = 200, sample_freq: int = 0, log_freq: int = 10, save_iters: list = [],
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
-          amp: str = "none", resume: bool = False, load_weights: str = "", lambdas: dict = None,
-          grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False):
+          amp: str = "none", resume: str = "false", load_weights: str = "", lambdas: dict = None,
+          grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False, save_every: float = 600.0,
+          gpu_recipe: bool = False, allow_cpu: bool = False):
     """Build everything from the configuration and run the loop.
 
     Args:
         save_path: run folder (checkpoints under ``latest/``, ``best/``, milestones; ``logs/``).
         num_iters: total training steps.
-        resume: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer state).
+        resume: ``true``: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer
+            state; an error if there is none); ``auto``: continue if it exists, else start.
+        save_every: also save ``latest`` every this many seconds of training (0: at validations only).
+        gpu_recipe: the configuration is a GPU recipe (DAC's ``conf/base.yml``); on a CPU it is refused
+            unless ``allow_cpu``.
         load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 16 kHz
             model); its codebooks and projections are kept.
         amp: ``"bf16"`` for bfloat16 autocast (CUDA or CPU), ``"auto"`` for bf16 where the device
@@ -87,8 +92,13 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
                          sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
                          val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
                          seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
-                         grad_clip=grad_clip, grad_clip_d=grad_clip_d)
+                         grad_clip=grad_clip, grad_clip_d=grad_clip_d, save_every=save_every)
     rank, world, device = distributed_context()
+    if gpu_recipe and device.type == "cpu" and not allow_cpu:
+        raise ValueError(
+            f"{args.get('args.load') or 'this configuration'} is DAC's GPU recipe ({num_iters} steps of "
+            f"{batch_size} excerpts) and this machine has no GPU; on a CPU run `make quickstart` or "
+            "`python recipes/speech_compare.py --size cpu` (conf/cpu), or pass --allow_cpu true to train it anyway")
     config.amp = resolve_amp(amp, device)
     torch.manual_seed(seed)
     prepare_embedded_data()
@@ -128,6 +138,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
 
 def main() -> int:
+    sys.argv = with_resume_value(sys.argv)
     args = argbind.parse_args()
     with argbind.scope(args):
         try:
@@ -135,8 +146,13 @@ def main() -> int:
         except (loaders.DataError, checkpoint.CheckpointError, ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except TrainingInterrupted as exc:
+            print(f"interrupted ({exc.signal_name}) after step {exc.step}: saved {exc.path}; "
+                  "continue with --resume true", file=sys.stderr)
+            return 130
         except KeyboardInterrupt:
-            print("interrupted: resume with --resume true", file=sys.stderr)
+            print("interrupted without saving (second Ctrl-C); the last saved checkpoint, if any, is in "
+                  "latest/: continue with --resume true", file=sys.stderr)
             return 130
     return 0
 

@@ -22,6 +22,7 @@ from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, Autoenc
 from dac_diveq.metrics import image as image_metrics
 from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, wrap
+from dac_diveq.training.loop import TrainingInterrupted, with_resume_value
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -75,16 +76,18 @@ def perceptual_module(weight: float, path: str, device: torch.device):
 @argbind.bind(without_prefix=True)
 def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq", num_iters: int = 1000,
           batch_size: int = 16, valid_freq: int = 250, sample_freq: int = 0, log_freq: int = 10,
-          save_iters: list = [], num_workers: int = 0, seed: int = 0, amp: str = "none", resume: bool = False,
+          save_iters: list = [], num_workers: int = 0, seed: int = 0, amp: str = "none", resume: str = "false",
           lambdas: dict = None, disc_start: int = 0, adaptive_weight: bool = True, grad_clip: float = 0.0,
           grad_clip_d: float = 0.0, lpips_weights: str = "", stage1_path: str = "", top_k: int = 100,
-          temperature: float = 1.0):
+          temperature: float = 1.0, save_every: float = 600.0):
     """Build everything from the configuration and run the loop.
 
     Args:
         model: ``vqvae``, ``vqgan`` (stage 1) or ``gpt`` (stage 2, needs ``stage1_path``).
         save_path: run folder (``latest/``, ``best/``, milestones, ``logs/``).
-        resume: continue from ``save_path/latest`` exactly.
+        resume: ``true``: continue from ``save_path/latest`` exactly (an error if there is none);
+            ``auto``: continue if it exists, else start.
+        save_every: also save ``latest`` every this many seconds of training (0: at validations only).
         lambdas: loss weights (``rec/mse``, ``rec/l1``, ``perceptual/lpips``, ``vq/aux``, ``adv/gen``).
         disc_start: first step of the VQGAN's adversarial loss.
         grad_clip, grad_clip_d: max gradient norms of the VQ-VAE/VQGAN and of the VQGAN's discriminator
@@ -99,7 +102,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
     torch.manual_seed(seed)
     loop = dict(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
                 sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
-                num_workers=num_workers, seed=seed, amp=amp)
+                num_workers=num_workers, seed=seed, amp=amp, save_every=save_every)
     with argbind.scope(args, "train"):
         train_data = build_image_dataset(split="train")
     with argbind.scope(args, "val"):
@@ -143,6 +146,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
 
 
 def main() -> int:
+    sys.argv = with_resume_value(sys.argv)
     args = argbind.parse_args()
     with argbind.scope(args):
         try:
@@ -151,8 +155,13 @@ def main() -> int:
                 image_metrics.WeightsFormatError, ValueError, FileNotFoundError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        except TrainingInterrupted as exc:
+            print(f"interrupted ({exc.signal_name}) after step {exc.step}: saved {exc.path}; "
+                  "continue with --resume true", file=sys.stderr)
+            return 130
         except KeyboardInterrupt:
-            print("interrupted: resume with --resume true", file=sys.stderr)
+            print("interrupted without saving (second Ctrl-C); the last saved checkpoint, if any, is in "
+                  "latest/: continue with --resume true", file=sys.stderr)
             return 130
     return 0
 

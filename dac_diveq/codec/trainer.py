@@ -13,7 +13,7 @@ from dac.model.discriminator import Discriminator
 
 from ..metrics import codebook, speech
 from ..training.distributed import unwrap
-from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
+from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches, parameter_count
 from .model import GENERATOR, DiVeQDAC
 
 DISCRIMINATOR = "discriminator"
@@ -101,6 +101,21 @@ class Trainer(TrainLoop):
         if p.discriminator is not None:
             out[DISCRIMINATOR] = (p.discriminator, {"optimizer.pth": p.optimizer_d, "scheduler.pth": p.scheduler_d})
         return out
+
+    def describe(self) -> dict[str, str]:
+        p = self.parts
+        model = unwrap(p.generator)
+        lines = {"generator": f"{parameter_count(model)}; {model.method} quantizer, {model.n_codebooks} x "
+                              f"{model.codebook_size} codebooks = {model.bitrate() / 1000:g} kbps at {model.sample_rate} Hz",
+                 "discriminator": (parameter_count(unwrap(p.discriminator)) if p.discriminator is not None
+                                   else "none (no adversarial loss weights)")}
+        datasets = getattr(p.train_data, "datasets", [p.train_data])
+        loaders = [loader for d in datasets for loader in
+                   (d.loaders if isinstance(getattr(d, "loaders", None), list) else [getattr(d, "loaders", None)])]
+        files = sum(len(getattr(loader, "audio_indices", ())) for loader in loaders)
+        duration = getattr(datasets[0], "duration", None)
+        lines["data"] = f"{files} training files" + (f", excerpts of {duration:g} s" if duration else "")
+        return lines
 
     # ------------------------------------------------------------------ batches
     def collate(self):

@@ -58,3 +58,12 @@ def gather_objects(obj, world_size: int) -> list:
     gathered = [None] * world_size
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def any_rank(flag: bool, device: torch.device, world_size: int) -> bool:
+    """Whether ``flag`` is true on any rank (a collective: every rank must call it at the same step)."""
+    if world_size <= 1:
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

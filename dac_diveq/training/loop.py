@@ -10,14 +10,21 @@ A trainer subclasses :class:`TrainLoop` and supplies what is specific to its mod
 - :attr:`~TrainLoop.score_key` - the validation score that picks the ``best`` checkpoint;
 - :attr:`~TrainLoop.identity_keys` - what a resumed checkpoint must agree on.
 
+- :meth:`~TrainLoop.describe` - what the start-up summary says about the models and data.
+
 The loop owns everything else, identically for every trainer: the resumable data order, tqdm,
-TensorBoard scalars, validation and checkpoint cadence, every rank's RNG state, atomic saves.
+TensorBoard scalars, validation and checkpoint cadence (and a timed ``latest`` between
+validations), every rank's RNG state, atomic saves, the start-up summary, and a save of
+``latest`` when the process is asked to stop (Ctrl-C, SIGTERM).
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +35,82 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from . import checkpoint
-from .distributed import gather_objects, unwrap
+from .distributed import any_rank, gather_objects, unwrap
 from .sampler import StepSampler
 
 AMP_MODES = ("none", "bf16")
+#: ``--resume``: ``true`` needs a checkpoint, ``auto`` uses one when present (recipes), ``false`` starts anew.
+RESUME_MODES = ("false", "true", "auto")
+#: Signals after which the loop finishes its step, saves ``latest`` and stops.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class TrainingInterrupted(Exception):
+    """The run was asked to stop (Ctrl-C, SIGTERM); ``latest`` holds the step it reached.
+
+    Attributes:
+        step: the step saved.
+        path: the checkpoint folder it was saved to.
+        signal_name: ``SIGINT`` or ``SIGTERM``.
+    """
+
+    def __init__(self, step: int, path: str, signal_name: str) -> None:
+        super().__init__(f"{signal_name}: stopped after step {step}, saved {path}; "
+                         f"continue with --resume true")
+        self.step, self.path, self.signal_name = step, path, signal_name
+
+
+def resume_mode(value: Any) -> str:
+    """``--resume`` as one of :data:`RESUME_MODES` (booleans and yes/no spellings accepted).
+
+    Raises:
+        ValueError: any other value.
+    """
+    text = str(value).strip().lower()
+    mode = {"1": "true", "yes": "true", "0": "false", "no": "false", "": "false"}.get(text, text)
+    if mode not in RESUME_MODES:
+        raise ValueError(f"--resume must be true, false or auto, got {value!r}")
+    return mode
+
+
+def with_resume_value(argv: Sequence[str]) -> list[str]:
+    """``argv`` with a bare ``--resume`` (no value follows) read as ``--resume true``, as it meant
+    when the option was a flag."""
+    out = list(argv)
+    for i in reversed(range(len(out))):
+        if out[i] == "--resume" and (i + 1 == len(out) or out[i + 1].startswith("--")):
+            out.insert(i + 1, "true")
+    return out
+
+
+def usable_workers(requested: int) -> int:
+    """Data-loading processes: ``requested``, but never more than the CPUs this process may use."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(requested, available))
+
+
+def device_description(device: torch.device) -> str:
+    """``"cuda:0 (NVIDIA H100, 80.0 GiB)"`` or ``"cpu (2 threads, 23.5 GiB memory)"``."""
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{device} ({props.name}, {props.total_memory / 2 ** 30:.1f} GiB)"
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+        return f"cpu ({_threads()}, {memory:.1f} GiB memory)"
+    except (ValueError, OSError, AttributeError):
+        return f"cpu ({_threads()})"
+
+
+def _threads() -> str:
+    count = torch.get_num_threads()
+    return f"{count} thread" + ("s" if count != 1 else "")
+
+
+def parameter_count(model: Optional[torch.nn.Module]) -> str:
+    """``"7.72 M parameters"`` (``"none"`` for a missing model)."""
+    if model is None:
+        return "none"
+    return f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters"
 
 
 @dataclass
@@ -50,6 +129,9 @@ class LoopConfig:
         seed: seeds the model initialisation and the data order.
         amp: ``"none"`` or ``"bf16"`` (autocast on CUDA or CPU; see :func:`resolve_amp` for ``"auto"``).
         grad_clip: max gradient norm of the trained model (0: no clipping).
+        save_every: also save ``latest`` when this many seconds of training passed since the last
+            save (checked on log steps; 0: only at validations), so a crash loses minutes, not a
+            validation interval.
     """
 
     save_path: str = "runs/train"
@@ -63,6 +145,7 @@ class LoopConfig:
     seed: int = 0
     amp: str = "none"
     grad_clip: float = 0.0
+    save_every: float = 600.0
 
     def __post_init__(self) -> None:
         if self.amp not in (*AMP_MODES, "auto"):  # "auto": resolved by resolve_amp for the device
@@ -130,6 +213,7 @@ class TrainLoop:
         self.best = math.inf
         self.history: list[dict[str, float]] = []
         self.writer = SummaryWriter(str(Path(config.save_path) / "logs")) if rank == 0 else None
+        self._stop_signal: Optional[int] = None
 
     # ------------------------------------------------------------------ supplied by subclasses
     def checkpointed(self) -> dict[str, tuple[torch.nn.Module, dict[str, Any]]]:
@@ -146,6 +230,10 @@ class TrainLoop:
 
     def log_samples(self) -> None:
         """Write samples to TensorBoard (optional)."""
+
+    def describe(self) -> dict[str, str]:
+        """Start-up summary lines about the models and data (label -> text), after the loop's own."""
+        return {name: parameter_count(unwrap(model)) for name, (model, _) in self.checkpointed().items()}
 
     def collate(self) -> Optional[Callable[[list], Any]]:
         """The training loader's ``collate_fn`` (None: PyTorch's default)."""
@@ -179,6 +267,10 @@ class TrainLoop:
 
         Returns:
             The last validation scores (empty when no validation step was reached).
+
+        Raises:
+            TrainingInterrupted: a stop signal arrived; the step in progress was finished and saved
+                to ``latest``.
         """
         cfg = self.config
         until = cfg.num_iters if until is None else min(until, cfg.num_iters)
@@ -186,46 +278,137 @@ class TrainLoop:
         # Its own generator: building the iterator must not draw from the global RNG, whose state
         # (quantizer noise, SF dithers, quantizer dropout) is part of the checkpoint.
         loader = torch.utils.data.DataLoader(self.train_data, batch_size=cfg.batch_size, sampler=sampler,
-                                             num_workers=cfg.num_workers, collate_fn=self.collate(),
+                                             num_workers=usable_workers(cfg.num_workers), collate_fn=self.collate(),
                                              generator=torch.Generator().manual_seed(cfg.seed + self.step))
         batches = iter(loader)
         scores: dict[str, float] = {}
         bar = tqdm(total=cfg.num_iters, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0, dynamic_ncols=True)
-        while self.step < until:
-            tic = time.perf_counter()
-            losses = self.train_step(self.prepare_batch(next(batches)))
-            self.step += 1
-            bar.update(1)
-            last = self.step == cfg.num_iters
-            if self.step % cfg.log_freq == 0 or last:
-                values = {k: float(v.detach()) for k, v in losses.items()}  # host reads only here
-                values["other/step_time"] = time.perf_counter() - tic
-                bar.set_postfix({label: f"{values[key]:.4f}" for label, key in self.progress_keys.items()
-                                 if key in values})
-                self.log("train", values)
-            if cfg.valid_freq and (self.step % cfg.valid_freq == 0 or last):
-                scores = self.validate()
-                self.log("val", scores)
-                self.history.append({"step": self.step, **scores})
-                self.save(self._tags(scores))
-            # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
-            if cfg.sample_freq and self.step % cfg.sample_freq == 0:
-                self.log_samples()
+        last_save = time.monotonic()
+        with self._stop_signals():
+            while self.step < until:
+                tic = time.perf_counter()
+                losses = self.train_step(self.prepare_batch(next(batches)))
+                self.step += 1
+                bar.update(1)
+                last = self.step == cfg.num_iters
+                log_step = self.step % cfg.log_freq == 0 or last
+                saved = False
+                if log_step:
+                    values = {k: float(v.detach()) for k, v in losses.items()}  # host reads only here
+                    values["other/step_time"] = time.perf_counter() - tic
+                    bar.set_postfix({label: f"{values[key]:.4f}" for label, key in self.progress_keys.items()
+                                     if key in values})
+                    self.log("train", values)
+                if cfg.valid_freq and (self.step % cfg.valid_freq == 0 or last):
+                    scores = self.validate()
+                    self.log("val", scores)
+                    self.history.append({"step": self.step, **scores})
+                    self.save(self._tags(scores))
+                    saved = True
+                # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
+                if cfg.sample_freq and self.step % cfg.sample_freq == 0:
+                    self.log_samples()
+                if self._should_stop(log_step):
+                    if not saved:
+                        self.save(["latest"])
+                    bar.close()
+                    name = signal.Signals(self._stop_signal or signal.SIGINT).name
+                    raise TrainingInterrupted(self.step, str(Path(cfg.save_path) / "latest"), name)
+                if saved:
+                    last_save = time.monotonic()
+                elif log_step and cfg.save_every and any_rank(time.monotonic() - last_save >= cfg.save_every,
+                                                              self.device, self.world_size):
+                    self.save(["latest"])
+                    last_save = time.monotonic()
         bar.close()
         if self.writer is not None:
             self.writer.flush()
         return scores
 
-    def fit(self, resume: bool = False) -> dict[str, float]:
-        """What a training entry point does: resume from ``latest`` if asked (and present), train to
-        ``num_iters``, and print the last validation scores (rank 0).
+    def _should_stop(self, log_step: bool) -> bool:
+        """Whether a stop signal arrived; with several processes, decided together on log steps
+        (every rank must save the same step)."""
+        if self.world_size <= 1:
+            return self._stop_signal is not None
+        return log_step and any_rank(self._stop_signal is not None, self.device, self.world_size)
+
+    @contextlib.contextmanager
+    def _stop_signals(self) -> Iterator[None]:
+        """While training, the first Ctrl-C / SIGTERM asks the loop to stop after the step (and save);
+        a second Ctrl-C interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+            if self.rank == 0:
+                print(f"\n{signal.Signals(signum).name}: finishing step {self.step + 1}, then saving latest "
+                      "(Ctrl-C again to quit without saving)", file=sys.stderr)
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def summary(self) -> dict[str, str]:
+        """The start-up summary: device, models, data, schedule, where checkpoints and logs go."""
+        cfg = self.config
+        lines = {"device": device_description(self.device)}
+        if self.world_size > 1:
+            lines["processes"] = f"{self.world_size} (torchrun)"
+        lines.update(self.describe())
+        workers = usable_workers(cfg.num_workers)
+        lines["batch"] = f"{cfg.batch_size} per step and process, {workers} data-loading workers" + (
+            f" (asked {cfg.num_workers}, this machine has fewer CPUs)" if workers < cfg.num_workers else "")
+        lines["precision"] = "bfloat16 autocast" if cfg.amp == "bf16" else "float32"
+        lines["steps"] = f"{self.step} -> {cfg.num_iters}"
+        if cfg.valid_freq:
+            first = min(cfg.num_iters, (self.step // cfg.valid_freq + 1) * cfg.valid_freq)
+            lines["validation"] = f"every {cfg.valid_freq} steps (first at step {first}), saved to latest/ and best/"
+        else:
+            lines["validation"] = "none (latest/ is saved at the end)"
+        if cfg.save_every:
+            lines["latest"] = f"also saved every {cfg.save_every / 60:g} min of training and on Ctrl-C / SIGTERM"
+        else:
+            lines["latest"] = "also saved on Ctrl-C / SIGTERM"
+        lines["checkpoints"] = str(Path(cfg.save_path))
+        lines["logs"] = f"{Path(cfg.save_path) / 'logs'} (tensorboard --logdir {cfg.save_path})"
+        return lines
+
+    def fit(self, resume: Any = False) -> dict[str, float]:
+        """What a training entry point does: resume from ``latest`` if asked, print the start-up
+        summary, train to ``num_iters``, and print the last validation scores (rank 0).
+
+        Args:
+            resume: one of :data:`RESUME_MODES` (or a boolean): ``true`` needs a checkpoint,
+                ``auto`` uses one if present.
 
         Returns:
             The last validation scores.
+
+        Raises:
+            checkpoint.CheckpointError: ``resume`` is ``true`` and there is nothing to resume.
+            TrainingInterrupted: see :meth:`run`.
         """
-        if resume and self.resume():
-            print(f"resumed {self.config.save_path}/latest at step {self.step}", file=sys.stderr)
+        mode = resume_mode(resume)
+        if mode != "false":
+            if self.resume():
+                if self.rank == 0:
+                    print(f"resumed {self.config.save_path}/latest at step {self.step}", file=sys.stderr)
+            elif mode == "true":
+                raise checkpoint.CheckpointError(
+                    f"--resume true but {Path(self.config.save_path) / 'latest'} does not exist; "
+                    "drop --resume to start a new run (or use --resume auto)")
+        if self.rank == 0:
+            lines = self.summary()
+            width = max(map(len, lines))
+            print("\n".join(f"{label:>{width}}: {text}" for label, text in lines.items()), file=sys.stderr)
         scores = self.run()
         if self.rank == 0 and scores:
             # Per-stage statistics stay in TensorBoard; the summary line keeps the headline scores.

@@ -108,3 +108,56 @@ def test_training_can_start_from_stock_dac_weights(tmp_path, data):
     for ours, theirs in zip(tuned.quantizer.quantizers, stock.quantizer.quantizers):
         assert (ours.codebook.weight - theirs.codebook.weight).abs().max() < 0.05
         assert ours.codebook.maintenance.initialized
+
+
+def test_the_gpu_recipe_is_refused_on_a_cpu_in_one_line(tmp_path):
+    result = run_python(["scripts/train.py", "--args.load", "conf/diveq.yml", "--save_path", str(tmp_path / "r")],
+                        env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: conf/diveq.yml is DAC's GPU recipe") and "--size cpu" in line
+    assert "--allow_cpu true" in line and not (tmp_path / "r").exists()
+
+
+def test_resume_true_with_nothing_to_resume_is_a_one_line_error(tmp_path, data):
+    result = _run(["scripts/train.py", "--args.load", str(_conf(tmp_path, data, "ste")),
+                   "--save_path", str(tmp_path / "empty"), "--resume", "true"])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--resume true but" in result.stderr.strip().splitlines()[-1]
+
+
+def test_ctrl_c_saves_latest_and_the_run_resumes_from_it(tmp_path, data):
+    """SIGINT in the middle of a long run: the step finishes, latest/ is saved (no validation had
+    come yet), the exit code is 130 and --resume continues from that step."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tests.conftest import ROOT
+
+    save = tmp_path / "run"
+    conf = _conf(tmp_path, data, "diveq")
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore", PYTHONPATH=str(ROOT))
+    child = subprocess.Popen([sys.executable, "scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
+                              "--num_iters", "100000", "--valid_freq", "100000"],
+                             cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(iter(lambda: child.stderr.read(1), "")), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 300
+    while "step, loss=" not in "".join(err) and time.monotonic() < deadline and child.poll() is None:
+        time.sleep(0.2)  # a logged step: the loop (and its signal handlers) is running
+    child.send_signal(signal.SIGINT)
+    assert child.wait(timeout=300) == 130
+    reader.join(timeout=10)
+    text = "".join(err)
+    assert "Traceback" not in text and "SIGINT: finishing step" in text
+    step = torch.load(save / "latest" / "trainer.pth", weights_only=False)["step"]
+    assert step >= 1 and f"interrupted (SIGINT) after step {step}: saved {save / 'latest'}" in text
+    again = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
+                  "--num_iters", str(step + 1), "--valid_freq", "100000", "--resume"])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"at step {step}" in again.stderr and "steps: " + f"{step} -> {step + 1}" in again.stderr

@@ -2,12 +2,14 @@
 logging, validation, samples and checkpoints; best selection; optional clipping; exact resume."""
 import math
 import os
+import signal
 
 import pytest
 import torch
 
 from dac_diveq.training import checkpoint
-from dac_diveq.training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
+from dac_diveq.training.loop import (LoopConfig, TrainingInterrupted, TrainLoop, clip_gradients, fixed_batches,
+                                     resume_mode, usable_workers, with_resume_value)
 
 
 class Line(torch.nn.Module):
@@ -41,7 +43,7 @@ class Points(torch.utils.data.Dataset):
 class ToyTrainer(TrainLoop):
     score_key = "mse"
 
-    def __init__(self, config: LoopConfig, method: str = "sgd", scores=None) -> None:
+    def __init__(self, config: LoopConfig, method: str = "sgd", scores=None, signal_at: dict = None) -> None:
         super().__init__(config, Points(), torch.device("cpu"))
         torch.manual_seed(config.seed)
         self.model = Line(method)
@@ -49,6 +51,7 @@ class ToyTrainer(TrainLoop):
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, 3, 0.5)
         self.scores = scores  # scripted validation scores (None: the real MSE)
         self.events: list[tuple[str, int]] = []
+        self.signal_at = signal_at or {}  # step -> signal this process sends itself during that step
 
     def checkpointed(self):
         return {"line": (self.model, {"optimizer.pth": self.optimizer, "scheduler.pth": self.scheduler})}
@@ -65,6 +68,8 @@ class ToyTrainer(TrainLoop):
         self.optimizer.step()
         self.scheduler.step()
         self.events.append(("step", self.step + 1))
+        if self.step + 1 in self.signal_at:
+            os.kill(os.getpid(), self.signal_at[self.step + 1])
         return terms
 
     @torch.no_grad()
@@ -179,3 +184,82 @@ def test_fit_resumes_when_asked_and_prints_the_last_scores(tmp_path, capsys):
     fresh = ToyTrainer(_config(tmp_path / "fresh", num_iters=2))
     fresh.fit(resume=False)
     assert "resumed" not in capsys.readouterr().err and fresh.history[0]["step"] == 2
+
+
+def _saved_step(folder) -> int:
+    return torch.load(folder / "latest" / "trainer.pth", weights_only=False)["step"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_finishes_the_step_saves_latest_and_resumes_exactly(tmp_path, signum):
+    straight = ToyTrainer(_config(tmp_path / "a", num_iters=8, valid_freq=4))
+    straight.run()
+    stopped = ToyTrainer(_config(tmp_path / "b", num_iters=8, valid_freq=4), signal_at={3: signum})
+    with pytest.raises(TrainingInterrupted) as info:
+        stopped.run()
+    assert info.value.step == 3 and info.value.signal_name == signal.Signals(signum).name
+    assert _saved_step(tmp_path / "b") == 3  # between validations (step 4), yet nothing is lost
+    # The handlers are restored once the loop is left.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    resumed = ToyTrainer(_config(tmp_path / "b", num_iters=8, valid_freq=4, seed=99))
+    resumed.fit(resume="true")
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+    assert straight.optimizer.state_dict() == resumed.optimizer.state_dict()
+    assert straight.history == resumed.history
+
+
+def test_a_second_ctrl_c_interrupts_at_once(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path, num_iters=8, valid_freq=0), signal_at={2: signal.SIGINT})
+    original = trainer.train_step
+
+    def twice(batch):  # a second Ctrl-C within the same step
+        terms = original(batch)
+        if trainer.step + 1 == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return terms
+
+    trainer.train_step = twice
+    with pytest.raises(KeyboardInterrupt):
+        trainer.run()
+    assert not (tmp_path / "latest").exists()
+
+
+def test_latest_is_saved_every_save_every_seconds_between_validations(tmp_path):
+    trainer = ToyTrainer(_config(tmp_path, num_iters=5, valid_freq=0, log_freq=2, save_every=1e-9))
+    saved = []
+    original = trainer.save
+    trainer.save = lambda tags: (saved.append((trainer.step, tags)), original(tags))
+    trainer.run()
+    assert saved == [(2, ["latest"]), (4, ["latest"]), (5, ["latest"])]  # on log steps only (and the last)
+    assert _saved_step(tmp_path) == 5
+    quiet = ToyTrainer(_config(tmp_path / "quiet", num_iters=5, valid_freq=0, log_freq=2, save_every=0))
+    quiet.run()
+    assert not (tmp_path / "quiet" / "latest").exists()
+
+
+def test_resume_true_needs_a_checkpoint_and_auto_starts_without_one(tmp_path):
+    with pytest.raises(checkpoint.CheckpointError, match="--resume true but .*latest does not exist"):
+        ToyTrainer(_config(tmp_path / "a")).fit(resume="true")
+    assert not (tmp_path / "a" / "latest").exists()
+    trainer = ToyTrainer(_config(tmp_path / "b", num_iters=2))
+    trainer.fit(resume="auto")
+    assert trainer.step == 2
+    assert [resume_mode(v) for v in (True, False, "auto", "yes", "0")] == ["true", "false", "auto", "true", "false"]
+    with pytest.raises(ValueError, match="--resume must be true, false or auto"):
+        resume_mode("maybe")
+    # A bare --resume (the flag it used to be) means true; a given value is kept.
+    assert with_resume_value(["t.py", "--resume", "--seed", "1", "--resume"]) == \
+        ["t.py", "--resume", "true", "--seed", "1", "--resume", "true"]
+    assert with_resume_value(["t.py", "--resume", "auto"]) == ["t.py", "--resume", "auto"]
+
+
+def test_the_start_up_summary_says_what_runs_and_where(tmp_path, capsys):
+    trainer = ToyTrainer(_config(tmp_path, num_iters=4, valid_freq=3, num_workers=10 ** 6))
+    trainer.fit()
+    err = capsys.readouterr().err
+    for text in ("device: cpu (", "line: 0.00 M parameters", "steps: 0 -> 4", "first at step 3",
+                 f"checkpoints: {tmp_path}", f"tensorboard --logdir {tmp_path}", "float32",
+                 f"{usable_workers(10 ** 6)} data-loading workers (asked 1000000"):
+        assert text in err, text
+    assert 1 <= usable_workers(10 ** 6) <= os.cpu_count()
