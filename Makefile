@@ -38,7 +38,7 @@ lint-imports: setup
 # codec through the CLI, and end with the comparison table. Re-running resumes/skips what is done.
 quickstart: setup system-deps
 	$(VPY) recipes/speech_compare.py --size quickstart --methods diveq ste --seeds 0 --ladder 3 6 12 \
-		--root runs/quickstart --report runs/quickstart/report --force
+		--root runs/quickstart --report runs/quickstart/report --force --no_headline
 	$(VPY) -m dac_diveq encode data/speech/test_real --output $(RUN)/codes --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq decode $(RUN)/codes --output $(RUN)/decoded --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq info $(WEIGHTS)

@@ -160,7 +160,9 @@ def run_opus(files: list, references: dict, kbps_list: list, output: Path, worke
     rows = [{"file": name, "n_quantizers": 0, "bitrate_kbps": float(kbps), **values}
             for name, kbps, values, _ in results]
     rows.sort(key=lambda r: (r["file"], r["bitrate_kbps"]))
-    summary = dict(common, method="opus", residual_mode=None, lookup=None, n_codebooks=None, codebook_size=None,
+    # The reference is not the DAC model: no weights, seed or configuration of its own.
+    summary = dict(common, weights=None, seed=None, config_hash=None, method="opus", residual_mode=None, lookup=None,
+                   n_codebooks=None, codebook_size=None,
                    frame_rate=None, wall_time_s=time.time() - start, files=files, failed=failed,
                    by_bitrate=by_bitrate(rows, metrics, "bitrate_kbps"), codebook=None,
                    opus_version=_opus_version())

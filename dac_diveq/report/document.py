@@ -164,6 +164,11 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
              f"the Holm-adjusted t-test p at α = {options.alpha:g}. Fewer than 2 pairs: \"too few pairs\". "
              "The exact Wilcoxon p cannot go below 2/2^n (0.031 for n = 6), so with few pairs it may stay "
              "above α while the t-test does not.\n"]
+    if "si_sdr" in metrics:
+        parts[-1] += ("- SI-SDR compares waveforms sample by sample. Codecs trained on spectral losses (DAC and "
+                      "every method here) do not keep the phase of the input, so strongly negative values "
+                      "(-20 to -50 dB) are expected even for intelligible output and say little about quality; "
+                      "a waveform codec such as Opus scores above 0 dB. Read PESQ, STOI and ViSQOL instead.\n")
     parts[-1] += "".join(f"- {labels.name(m)}: no value in any run, shown as n/a (see the provenance table for "
                          "why, e.g. which LPIPS weights were available).\n" for m in empty)
     parts += [f"## Results per {domain.setting_noun}\n", markdown.results_tables(groups, table_metrics)]

@@ -283,6 +283,13 @@ def image(title: str, path: Path, root: Path) -> str:
     return f"![{title}]({path.relative_to(root).as_posix()})\n"
 
 
+def weights_cell(summary: dict, is_reference: bool) -> str:
+    """The weights column of the provenance table: a reference codec (Opus) has none, whatever an
+    older evaluation recorded beside it."""
+    weights = summary.get("weights")
+    return "n/a (reference codec)" if is_reference or not weights else f"`{weights}`"
+
+
 def provenance(groups: Sequence[Group]) -> str:
     """Table of every run: what produced it and where.
 
@@ -305,7 +312,7 @@ def provenance(groups: Sequence[Group]) -> str:
                                               if failed else "")
             wall = s.get("wall_time_s")
             rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
-                         f"`{s.get('weights', 'n/a')}`", f"`{run.eval_dir}`", s.get("commit") or "n/a",
+                         weights_cell(s, g.is_reference), f"`{run.eval_dir}`", s.get("commit") or "n/a",
                          s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
                          fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
                          len(s.get("files") or []), failed_text, *(s.get(key, "n/a") for key, _ in extras)])

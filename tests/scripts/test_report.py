@@ -98,6 +98,10 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     assert "val_mel_loss" in text and "seed 0): TensorBoard" in text
     assert "Runs without training curves (skipped)" in text and "ste (seed 1)" in text
     assert "## Provenance" in text and "deadbeef" in text and "python scripts/train.py --method diveq" in text
+    # The reference codec's row names no weights (its summary recorded the codec's, as older ones did).
+    opus_rows = [l for l in text.split("## Provenance")[1].splitlines() if l.startswith("| opus |")]
+    assert opus_rows and all("n/a (reference codec)" in l and "weights.pth" not in l for l in opus_rows)
+    assert "do not keep the phase of the input" in text  # SI-SDR is explained, not shown without a word
     assert "scripts/report.py --runs" in text
 
     pngs = sorted(out.glob("*.png"))
