@@ -64,6 +64,12 @@ class Components:
     gan_loss: Any = None
 
 
+def _values(container: Any) -> list:
+    if isinstance(container, dict):
+        return list(container.values())
+    return list(container) if isinstance(container, (list, tuple)) else [container]
+
+
 def eval_codebook_stats(stage_counts: torch.Tensor) -> dict[str, float]:
     """Eval-mode usage and perplexity per stage from ``(stages, K)`` counts of stored (hard) codes:
     what a ``.dac`` file uses, unlike the training-mode statistics of a surrogate (SF-DiVeQ counts
@@ -110,8 +116,8 @@ class Trainer(TrainLoop):
                  "discriminator": (parameter_count(unwrap(p.discriminator)) if p.discriminator is not None
                                    else "none (no adversarial loss weights)")}
         datasets = getattr(p.train_data, "datasets", [p.train_data])
-        loaders = [loader for d in datasets for loader in
-                   (d.loaders if isinstance(getattr(d, "loaders", None), list) else [getattr(d, "loaders", None)])]
+        # audiotools keeps a dataset's loaders in a dict (or list) of AudioLoader.
+        loaders = [loader for d in datasets for loader in _values(getattr(d, "loaders", None))]
         files = sum(len(getattr(loader, "audio_indices", ())) for loader in loaders)
         duration = getattr(datasets[0], "duration", None)
         lines["data"] = f"{files} training files" + (f", excerpts of {duration:g} s" if duration else "")

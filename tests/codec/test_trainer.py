@@ -185,3 +185,12 @@ def test_validation_reports_eval_mode_codebook_usage(audio_folders, tmp_path):
         assert scores[f"vq/stage{stage}/usage"] == pytest.approx(len(seen[stage]) / model.codebook_size)
         assert 1.0 <= scores[f"vq/stage{stage}/perplexity"] <= len(seen[stage]) + 1e-6
     assert scores["vq/usage"] == pytest.approx(sum(map(len, seen)) / (model.n_codebooks * model.codebook_size))
+
+
+def test_start_up_summary_describes_the_codec_and_its_data(audio_folders, tmp_path):
+    lines = _trainer(audio_folders, tmp_path, adversarial=True).summary()
+    model = DiVeQDAC(**TINY_DAC)
+    assert lines["generator"].endswith(f"diveq quantizer, 3 x 64 codebooks = {model.bitrate() / 1000:g} kbps at 16000 Hz")
+    assert lines["discriminator"].endswith("M parameters")
+    assert lines["data"] == "6 training files, excerpts of 0.2 s"
+    assert _trainer(audio_folders, tmp_path / "plain").summary()["discriminator"].startswith("none")
