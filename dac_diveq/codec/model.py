@@ -96,6 +96,27 @@ class DiVeQDAC(DAC):
         out["vq/metrics"] = self.quantizer.metrics
         return out
 
+    @torch.no_grad()
+    def reconstruct_unquantized(self, audio_data: torch.Tensor, sample_rate: Optional[int] = None) -> torch.Tensor:
+        """Audio through the encoder, every stage's projections and the decoder, with no codebook
+        lookup: the continuous bottleneck a run trains during its warm-up (``skip_iters``), i.e.
+        the quality ceiling of this architecture and training before quantization costs anything.
+
+        Args:
+            audio_data: ``B x 1 x T`` waveform.
+            sample_rate: must be the model's (DAC's ``preprocess`` checks it).
+
+        Returns:
+            The decoded ``B x 1 x T'`` waveform.
+        """
+        length = audio_data.shape[-1]
+        z = self.encoder(self.preprocess(audio_data, sample_rate))
+        z_q, residual = 0, z
+        for stage in self.quantizer.quantizers:
+            z_q_i = stage.out_proj(stage.in_proj(residual))
+            z_q, residual = z_q + z_q_i, residual - z_q_i
+        return self.decoder(z_q)[..., :length]
+
     def set_total_iters(self, total_iters: int) -> None:
         """Tell every stage the planned training length (replacement stops before the end)."""
         for vq in self.quantizer.quantizers:

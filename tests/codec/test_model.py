@@ -129,3 +129,34 @@ def test_the_codec_takes_the_common_options_with_the_cores_defaults_but_dacs_loo
     assert list(parameters)[-len(COMMON_OPTIONS):] == list(COMMON_OPTIONS)
     for option in core_parameters(COMMON_OPTIONS):
         assert parameters[option.name].default == ("cosine" if option.name == "lookup" else option.default)
+
+
+def test_unquantized_reconstruction_is_what_the_warm_up_trains(tmp_path):
+    """Before initialisation (skip_iters) a training forward passes latents through every stage's
+    projections: reconstruct_unquantized must be that same function, in eval mode; the quantized
+    eval output differs (it looks codes up)."""
+    torch.manual_seed(0)
+    model = DiVeQDAC(**TINY_DAC, skip_iters=100, avg_iters=1, quantizer_dropout=0.0)
+    audio = 0.1 * torch.randn(2, 1, 3200)
+    model.train()
+    trained_path = model(audio, 16000)["audio"].detach()
+    model.eval()
+    bypass = model.reconstruct_unquantized(audio, 16000)
+    assert bypass.shape == trained_path.shape
+    assert torch.allclose(bypass, trained_path, atol=1e-6)
+    assert not torch.allclose(model(audio, 16000)["audio"], bypass, atol=1e-3)
+
+
+@pytest.mark.slow  # launches the script
+def test_autoencoder_ceiling_script_reports_both_columns(tmp_path):
+    torch.manual_seed(0)
+    model = DiVeQDAC(**TINY_DAC, skip_iters=100, avg_iters=1)
+    model.save(str(tmp_path / "weights.pth"), package=False)
+    (tmp_path / "clips").mkdir()
+    sf.write(tmp_path / "clips" / "a.wav", (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32),
+             16000)
+    result = run_python(["scripts/autoencoder_ceiling.py", "--weights_path", tmp_path / "weights.pth",
+                         "--input", tmp_path / "clips"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    mean = result.stdout.strip().splitlines()[-1].split("\t")
+    assert mean[0] == "mean" and len(mean) == 5 and all(-1 <= float(v) <= 4.7 for v in mean[1:])

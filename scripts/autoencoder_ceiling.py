@@ -1,0 +1,63 @@
+"""STOI and PESQ-WB of a codec's continuous bottleneck (no codebook lookup) next to its quantized output.
+
+    python scripts/autoencoder_ceiling.py --weights_path runs/ae --input data/speech/test_real
+
+Train the run with quantization held off for the whole budget (``--DiVeQDAC.skip_iters`` beyond
+``--num_iters``) and this gives what the encoder/decoder alone reach at that budget: the ceiling a
+quantizer can only lower. For a run that quantized, the unquantized column is not a ceiling (its
+decoder never saw unquantized latents). See docs/cpu_training.md.
+"""
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from dac_diveq.codec import codec_io
+from dac_diveq.metrics import speech
+
+warnings.filterwarnings("ignore", category=UserWarning)
+warnings.filterwarnings("ignore", category=FutureWarning)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights_path", required=True, help="weights.pth or a run folder (its latest)")
+    parser.add_argument("--input", default="data/speech/test_real", help="folder of reference .wav files")
+    args = parser.parse_args(argv)
+    files = sorted(Path(args.input).glob("*.wav"))
+    if not files:
+        print(f"error: no .wav files in {args.input}", file=sys.stderr)
+        return 2
+    try:
+        model = codec_io.load_model(Path(args.weights_path))
+    except codec_io.InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    model.eval()
+    rows = []
+    print("file\tSTOI unquantized\tSTOI quantized\tPESQ-WB unquantized\tPESQ-WB quantized")
+    for path in files:
+        audio, sr = sf.read(path, dtype="float32", always_2d=True)
+        if sr != model.sample_rate:
+            print(f"error: {path.name} is {sr} Hz, the model {model.sample_rate} Hz", file=sys.stderr)
+            return 2
+        x = torch.from_numpy(audio[:, 0])[None, None]
+        with torch.no_grad():
+            outputs = [model.reconstruct_unquantized(x, sr), model(x, sr)["audio"]]
+        ref = audio[:, 0]
+        decoded = [y[0, 0, : len(ref)].numpy() for y in outputs]
+        n = min(len(ref), *map(len, decoded))
+        stoi = [speech.stoi(ref[:n], y[:n], sr) for y in decoded]
+        pesq = [speech.pesq_wb(ref[:n], y[:n], sr) for y in decoded]
+        rows.append(stoi + pesq)
+        print(f"{path.name}\t" + "\t".join(f"{v:.3f}" for v in stoi + pesq))
+    print("mean\t" + "\t".join(f"{v:.3f}" for v in np.mean(rows, axis=0)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
