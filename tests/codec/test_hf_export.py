@@ -48,11 +48,11 @@ def speech(tmp_path_factory) -> list[torch.Tensor]:
     return out
 
 
-def _trained(method: str, steps: int = 4) -> DiVeQDAC:
+def _trained(method: str, steps: int = 4, residual_mode: str = "stagewise") -> DiVeQDAC:
     """A tiny model a few optimizer steps from its initialisation (replacement and SF-DiVeQ's
     initialisation from latents included), in eval mode."""
     torch.manual_seed(0)
-    model = DiVeQDAC(**TINY_DAC, method=method, **{k: v for k, v in FAST_MAINTENANCE.items()
+    model = DiVeQDAC(**TINY_DAC, method=method, residual_mode=residual_mode, **{k: v for k, v in FAST_MAINTENANCE.items()
                                                     if k in ("replace_every", "replace_every_after", "skip_iters",
                                                              "avg_iters", "latents_per_code")})
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -84,9 +84,9 @@ def _ties(model: DiVeQDAC, x: torch.Tensor, ours: torch.Tensor, theirs: torch.Te
     return int(differs.sum())
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_dacmodel_reproduces_our_codes_and_audio(method, tmp_path, speech):
-    model = _trained(method)
+@pytest.mark.parametrize("method, residual_mode", [(m, "stagewise") for m in METHODS] + [("diveq", "joint")])
+def test_dacmodel_reproduces_our_codes_and_audio(method, residual_mode, tmp_path, speech):
+    model = _trained(method, residual_mode=residual_mode)
     folder = export_to_hf(model, tmp_path / "hf")
     hf = transformers.DacModel.from_pretrained(folder).eval()
     extractor = transformers.DacFeatureExtractor.from_pretrained(folder)
