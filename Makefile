@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 RUN := runs/quickstart/diveq/seed0
 WEIGHTS := $(RUN)/best/diveqdac/weights.pth
 
-.PHONY: setup system-deps test test-fast lint-imports quickstart image-quickstart bench bench-train
+.PHONY: setup system-deps test test-fast lint-imports quickstart image-quickstart bench bench-train gpu-check
 
 setup: $(STAMP)
 
@@ -59,3 +59,9 @@ bench: setup
 bench-train: setup system-deps
 	$(VPY) scripts/prepare_data.py --root data --no_progress
 	$(VPY) scripts/bench_train.py --variants baseline fused_snake fused_snake_1_thread --rounds 3
+
+# On a CUDA machine (about 8 minutes): every method's stage under bf16 autocast, 200-step trainings of the
+# 16 kHz layout with the discriminator (DiVeQ, STE), a resume, encode/decode and the quantizer benchmark
+# on CUDA; one summary table, also in reports/gpu_check/README.md. Without CUDA it says so and exits 0.
+gpu-check: setup
+	$(VPY) scripts/gpu_check.py

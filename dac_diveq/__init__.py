@@ -16,6 +16,7 @@ _EXPORTS = {
     "from_dac": "dac_diveq.codec.register",
     "register": "dac_diveq.codec.register",
     "export_to_dac": "dac_diveq.codec.export",
+    "export_to_hf": "dac_diveq.codec.hf_export",
     "patch_audiotools": "dac_diveq.codec.compat",
 }
 

@@ -16,7 +16,8 @@ from dac.nn import loss as dac_losses
 
 import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
 from dac_diveq.codec.model import DiVeQDAC
-from dac_diveq.codec.register import from_dac
+from dac_diveq.codec.finetune import conf_quantizer_config, explicit_keys, load_stock_discriminator
+from dac_diveq.codec.finetune import start_from as finetune_start
 from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
@@ -68,7 +69,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
           amp: str = "none", resume: str = "false", load_weights: str = "", lambdas: dict = None,
           grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False, save_every: float = 600.0,
-          gpu_recipe: bool = False, allow_cpu: bool = False):
+          gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -79,8 +80,12 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         save_every: also save ``latest`` every this many seconds of training (0: at validations only).
         gpu_recipe: the configuration is a GPU recipe (DAC's ``conf/base.yml``); on a CPU it is refused
             unless ``allow_cpu``.
-        load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 16 kHz
-            model); its codebooks and projections are kept.
+        load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 44 kHz
+            model): its architecture, weights, codebooks and projections, with the conf's quantizer;
+            the discriminator and the data follow its sample rate (``codec.finetune``).
+        load_discriminator: with ``load_weights``, a stock discriminator weights file to start from
+            (default: a fresh discriminator).
+        finetune: the conf fine-tunes a released model (``conf/finetune``): ``load_weights`` is required.
         amp: ``"bf16"`` for bfloat16 autocast (CUDA or CPU), ``"auto"`` for bf16 where the device
             computes it natively (CUDA; CPUs with AVX512-BF16/AMX), else float32.
         fused_snake: compile DAC's Snake activation into one fused kernel (same function and
@@ -103,18 +108,30 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
     torch.manual_seed(seed)
     prepare_embedded_data()
 
-    generator = DiVeQDAC()
-    if load_weights and not resume:
-        import dac
-
-        stock = dac.model.DAC.load(load_weights)
-        # Every quantizer option of the configuration, passed explicitly (not left to argbind's binding
-        # of DiVeQDAC inside from_dac).
-        generator = from_dac(stock, **generator.quantizer_config())
+    start = None
+    if finetune and not load_weights:
+        raise ValueError(f"{args.get('args.load') or 'this configuration'} fine-tunes a released DAC model: "
+                         "pass its weights with --load_weights (e.g. from `python -m dac download`)")
+    if load_weights:
+        # The architecture and weights of the stock checkpoint, every quantizer option of the conf
+        # (argbind's values, passed explicitly); a resume then loads latest/ over these weights.
+        start = finetune_start(load_weights, conf_quantizer_config(args), args, explicit_keys(args, sys.argv))
+        if rank == 0:
+            print(f"starting from {load_weights} ({f'DAC layout {start.layout}' if start.layout else 'custom DAC layout'}, "
+                  f"{start.discriminator_sample_rate} Hz; discriminator "
+                  f"{load_discriminator or 'fresh'})", file=sys.stderr)
+    generator = start.generator if start else DiVeQDAC()
     if fused_snake:
         fuse_snake(generator)
     generator = wrap(generator.to(device), device, world)
-    discriminator = wrap(Discriminator().to(device), device, world) if config.adversarial else None
+    if load_discriminator and not config.adversarial:
+        raise ValueError("--load_discriminator given, but the configuration has no adversarial loss weights")
+    discriminator = None
+    if config.adversarial:
+        discriminator = Discriminator(**({"sample_rate": start.discriminator_sample_rate} if start else {}))
+        if load_discriminator:
+            load_stock_discriminator(discriminator, load_discriminator)
+        discriminator = wrap(discriminator.to(device), device, world)
     with argbind.scope(args, "generator"):
         optimizer_g = AdamW(generator.parameters())
         scheduler_g = ExponentialLR(optimizer_g)

@@ -1,11 +1,13 @@
-"""``python -m dac_diveq encode|decode|info``: DAC's command line for DiVeQDAC checkpoints.
+"""``python -m dac_diveq encode|decode|info|export``: DAC's command line for DiVeQDAC checkpoints.
 
 ``encode`` and ``decode`` take ``python -m dac``'s arguments (``--output``, ``--weights_path``,
 ``--n_quantizers``, ``--device``, ``--win_duration``, ``--verbose``) and write the same files:
 ``.dac`` files (DAC's format) and 16-bit wav files, mirroring an input folder tree under
 ``--output``. Every bad file is reported as one line ``error: <path>: <reason>`` on stderr;
 a folder run goes on with the other files and exits with status 1 if any failed. Output
-files appear only complete (written to a hidden temporary file, then renamed).
+files appear only complete (written to a hidden temporary file, then renamed). ``export`` writes
+a checkpoint as a stock DAC weights file (``--format dac``) or a Hugging Face ``transformers``
+folder (``--format hf``).
 """
 from __future__ import annotations
 
@@ -238,6 +240,44 @@ def info(path: str, weights_path: str = "") -> int:
     return 0
 
 
+EXPORT_FORMATS = ("dac", "hf")
+
+
+def export(weights: str, format: str = "dac", output: str = "") -> int:
+    """Write a checkpoint as a stock DAC weights file (``dac``) or a ``transformers`` folder (``hf``)."""
+    from .export import export_to_dac
+    from .hf_export import ExportError, export_to_hf
+
+    if not output:
+        raise UsageError("--output", "required (the weights file for --format dac, the folder for --format hf)")
+    target = Path(output)
+    if format == "dac" and target.is_dir():
+        raise UsageError(output, "is a folder; --format dac writes one weights file")
+    model = _model(weights, "cpu")
+    try:
+        if format == "dac":
+            export_to_dac(model, target)
+        else:
+            _quiet_transformers()
+            export_to_hf(model, target)
+    except (ExportError, ValueError) as exc:  # the model cannot be reproduced in that format
+        raise UsageError(weights, one_line(exc)) from None
+    loader = ("dac.model.DAC.load(path) and `python -m dac decode --weights_path`" if format == "dac"
+              else "transformers.DacModel.from_pretrained(path) and DacFeatureExtractor.from_pretrained(path)")
+    print(f"wrote {target} ({format}: {loader})")
+    return 0
+
+
+def _quiet_transformers() -> None:
+    """No progress bars or notices from ``transformers`` on the command line."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return  # export_to_hf says what to install
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dac_diveq", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -262,13 +302,18 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("path", help="weights file, training folder (save_path) or .dac file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
                                                          "its bitrate if the file does not name it")
+    exp = commands.add_parser("export", help="a checkpoint as stock DAC weights or a Hugging Face folder")
+    exp.add_argument("weights", help="DiVeQDAC weights file or training folder (save_path)")
+    exp.add_argument("--format", choices=EXPORT_FORMATS, default="dac",
+                     help="dac: a dac.model.DAC weights file; hf: a transformers DacModel folder (default dac)")
+    exp.add_argument("--output", required=True, help="the weights file (dac) or folder (hf) to write")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some file failed, 2 bad arguments)."""
     args = vars(build_parser().parse_args(argv))
-    command = {"encode": encode, "decode": decode, "info": info}[args.pop("command")]
+    command = {"encode": encode, "decode": decode, "info": info, "export": export}[args.pop("command")]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch/audiotools deprecation notices are not for CLI users
         try:

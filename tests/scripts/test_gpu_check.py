@@ -1,0 +1,35 @@
+"""scripts/gpu_check.py: one line and status 0 without CUDA; its checks' plumbing at smoke sizes on the CPU
+(the full check needs a GPU: `make gpu-check`)."""
+import importlib.util
+import sys
+
+from tests.conftest import ROOT, run_python
+
+
+def _gpu_check():
+    """The script as a module (registered: its dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
+    result = run_python(["scripts/gpu_check.py", "--output", tmp_path / "report", "--work", tmp_path / "work"],
+                        env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: no CUDA device")
+    assert not (tmp_path / "report").exists() and not (tmp_path / "work").exists()
+
+
+def test_the_stage_check_and_summary_table_at_smoke_sizes():
+    check = _gpu_check()
+    settings = check.smoke_settings()
+    detail = check.stage_check(settings)
+    assert detail.startswith("9 methods finite") and "sf_diveq_detach" in detail
+    rows = check.summary_table([check.Check("a", True, 1.2, "x | y"), check.Check("b", False, 3, "boom"),
+                                check.Check("c", detail="skipped: budget")])
+    assert rows[2] == "| a | ok | 1 s | x / y |" and "| b | FAILED | 3 s | boom |" in rows
+    assert rows[4].startswith("| c | skipped |")
