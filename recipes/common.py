@@ -3,7 +3,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
-import torch
+from dac_diveq.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Recipe method names -> conf file stems (``rt`` is the rotation trick).
@@ -22,8 +22,8 @@ def run(cmd: list, log: list[str]) -> None:
 
 def finished(save_path: Path, num_iters: int) -> bool:
     """Whether the run at ``save_path`` has a checkpoint at step ``num_iters`` or later."""
-    state = save_path / "latest" / "trainer.pth"
-    return state.exists() and torch.load(state, map_location="cpu", weights_only=False)["step"] >= num_iters
+    state = checkpoint.load_trainer_state(save_path)  # tensors and plain data only
+    return state is not None and state["step"] >= num_iters
 
 
 def write_commands(path: Path, header: str, log: list[str]) -> Path:

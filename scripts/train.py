@@ -97,7 +97,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
     if load_weights and not resume:
         import dac
 
-        stock = dac.model.DAC.load(load_weights)
+        # Tensors only: DAC.load (audiotools) would run a torch.package archive's code.
+        stock = checkpoint.load_model(dac.model.DAC, load_weights, strict=True)
         # Every quantizer option of the configuration, passed explicitly (not left to argbind's binding
         # of DiVeQDAC inside from_dac).
         generator = from_dac(stock, **generator.quantizer_config())

@@ -88,7 +88,8 @@ def load_model(path: Path):
     """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
     (or the training folder holding one), in eval mode on the CPU.
 
-    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``) and requires every
+    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``; never a ``torch.package``
+    archive, whose unpickling runs the code it carries) and requires every
     weight to match the configuration (``strict``): a checkpoint of another class or
     configuration is an error, not a half-initialised model.
     """
@@ -97,9 +98,11 @@ def load_model(path: Path):
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read weights ({one_line(exc)[:200]}); expected a file written by "
+        data = checkpoint.load_file(path)
+    except checkpoint.UntrustedFileError as exc:
+        raise InputError(f"refusing to load it: {exc.reason}") from None
+    except checkpoint.CheckpointError as exc:
+        raise InputError(f"cannot read weights ({exc.reason}); expected a file written by "
                          "DiVeQDAC.save(path, package=False)") from None
     if not (isinstance(data, dict) and isinstance(data.get("state_dict"), dict)
             and isinstance(data.get("metadata"), dict) and isinstance(data["metadata"].get("kwargs"), dict)):

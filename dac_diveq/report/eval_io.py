@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
@@ -51,16 +52,21 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
 
 
 def read_seed(weights: Path) -> Optional[int]:
-    """The ``seed`` recorded in the run's ``trainer.pth`` config text, or None."""
+    """The ``seed`` recorded in the run's ``trainer.pth`` config text, or None.
+
+    Raises:
+        EvalError: the ``trainer.pth`` beside the weights would run code when loaded (one line).
+    """
     trainer = weights.parent.parent / "trainer.pth"
     if not trainer.is_file():
         return None
     try:
-        import torch
-
-        config = torch.load(trainer, map_location="cpu", weights_only=False).get("config")
-    except Exception:
+        state = checkpoint.load_file(trainer)
+    except checkpoint.UntrustedFileError as exc:
+        raise EvalError(str(exc)) from None
+    except checkpoint.CheckpointError:  # unreadable: the seed is just not known
         return None
+    config = state.get("config") if isinstance(state, dict) else None
     if isinstance(config, str):
         try:
             config = ast.literal_eval(config)

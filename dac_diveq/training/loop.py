@@ -129,6 +129,8 @@ class TrainLoop:
         self.step = 0
         self.best = math.inf
         self.history: list[dict[str, float]] = []
+        if rank == 0:
+            checkpoint.prepare_run_folder(config.save_path)
         self.writer = SummaryWriter(str(Path(config.save_path) / "logs")) if rank == 0 else None
 
     # ------------------------------------------------------------------ supplied by subclasses
@@ -265,10 +267,13 @@ class TrainLoop:
         Raises:
             checkpoint.CheckpointError: the checkpoint is unreadable or from another configuration.
         """
-        state = checkpoint.load_trainer_state(self.config.save_path, tag)
-        if state is None:
+        folder = checkpoint.checkpoint_folder(self.config.save_path, tag)
+        if folder is None or not (folder / "trainer.pth").exists():
             return False
-        folder = Path(self.config.save_path) / tag
+        checkpoint.remove_partials(self.config.save_path)
+        state = checkpoint.load_file(folder / "trainer.pth")
+        if not (isinstance(state, dict) and {"step", "best", "rng"} <= set(state)):
+            raise checkpoint.CheckpointError(f"{folder / 'trainer.pth'} is not a trainer state (step, best, rng)")
         for name, (model, states) in self.checkpointed().items():
             if not (folder / name).is_dir():
                 raise checkpoint.CheckpointError(f"{folder} has no {name!r} but this configuration trains one")
