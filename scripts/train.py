@@ -20,7 +20,7 @@ from dac_diveq.codec.register import from_dac
 from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
-from dac_diveq.training import checkpoint
+from dac_diveq.training import checkpoint, config
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
 from dac_diveq.training.loop import resolve_amp
 
@@ -129,7 +129,11 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
 
 def main() -> int:
-    args = argbind.parse_args()
+    try:
+        args = config.parse_args()
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with argbind.scope(args):
         try:
             train(args)

@@ -195,14 +195,43 @@ def save(save_path: str | os.PathLike, tags: list[str], models: dict[str, Any], 
     return folder
 
 
-def _write(path: Path, dump: Callable[[Any], Any]) -> None:
-    """Write one checkpoint file through a Python file object, flushed to the disk.
+class _RecordingWriter:
+    """A binary file that remembers the ``OSError`` its ``write`` raised.
 
-    Through a file object a full disk surfaces as ``OSError(ENOSPC)``; ``torch.save`` to a path
-    reports it as an opaque ``RuntimeError`` of its zip writer.
+    ``torch.save`` reports a failed write (a full disk) as an opaque ``RuntimeError`` of its zip
+    writer (``[enforce fail at inline_container.cc] unexpected pos``); the recorded error says
+    what happened (``ENOSPC``).
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _write(path: Path, dump: Callable[[Any], Any]) -> None:
+    """Write one checkpoint file through :class:`_RecordingWriter`, flushed to the disk.
+
+    Raises:
+        OSError: the write failed (with its errno: ``ENOSPC`` for a full disk), even when the
+            writer reported it as a ``RuntimeError``.
     """
     with open(path, "wb") as handle:
-        dump(handle)
+        writer = _RecordingWriter(handle)
+        try:
+            dump(writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -310,8 +339,11 @@ def _load_failure(path: Path, exc: Exception) -> CheckpointError:
                                              "plain data only, and is never allowed to run code)")
     elif isinstance(exc, pickle.UnpicklingError):
         error, reason = CheckpointError, "not a PyTorch checkpoint of tensors and plain data"
-    else:  # truncated zip, missing file, ...: the first sentence of torch's message
-        error, reason = CheckpointError, " ".join(str(exc).split()).split(". ")[0][:160] or type(exc).__name__
+    elif isinstance(exc, OSError):  # missing, unreadable
+        error, reason = CheckpointError, exc.strerror or str(exc)
+    else:  # a truncated zip, random bytes, ...: the first sentence of torch's message
+        first = " ".join(str(exc).split()).split(". ")[0][:120] or type(exc).__name__
+        error, reason = CheckpointError, f"truncated, or not a PyTorch checkpoint: {first}"
     if error is UntrustedFileError:
         failure = error(f"refusing to load {path}: {reason}")
     else:
@@ -363,7 +395,7 @@ def load_model(cls: type, path: str | os.PathLike, strict: bool = True, **overri
         model = cls(**kwargs)
         model.load_state_dict(blob["state_dict"], strict=strict)
     except Exception as exc:  # another class's or configuration's file: one line, not a traceback
-        first = " ".join(str(exc).split())[:200]
+        first = " ".join(str(exc).replace(f"for {cls.__name__}:", "").split())[:160]
         raise CheckpointError(f"{path} is not a {cls.__name__} weights file of a matching configuration "
                               f"({first})") from None
     model.metadata = metadata

@@ -194,27 +194,29 @@ class TrainLoop:
         scores: dict[str, float] = {}
         bar = tqdm(total=cfg.num_iters, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0, dynamic_ncols=True)
-        while self.step < until:
-            tic = time.perf_counter()
-            losses = self.train_step(self.prepare_batch(next(batches)))
-            self.step += 1
-            bar.update(1)
-            last = self.step == cfg.num_iters
-            if self.step % cfg.log_freq == 0 or last:
-                values = {k: float(v.detach()) for k, v in losses.items()}  # host reads only here
-                values["other/step_time"] = time.perf_counter() - tic
-                bar.set_postfix({label: f"{values[key]:.4f}" for label, key in self.progress_keys.items()
-                                 if key in values})
-                self.log("train", values)
-            if cfg.valid_freq and (self.step % cfg.valid_freq == 0 or last):
-                scores = self.validate()
-                self.log("val", scores)
-                self.history.append({"step": self.step, **scores})
-                self.save(self._tags(scores))
-            # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
-            if cfg.sample_freq and self.step % cfg.sample_freq == 0:
-                self.log_samples()
-        bar.close()
+        try:  # a failed save or an interrupt ends the bar's line before the error is printed
+            while self.step < until:
+                tic = time.perf_counter()
+                losses = self.train_step(self.prepare_batch(next(batches)))
+                self.step += 1
+                bar.update(1)
+                last = self.step == cfg.num_iters
+                if self.step % cfg.log_freq == 0 or last:
+                    values = {k: float(v.detach()) for k, v in losses.items()}  # host reads only here
+                    values["other/step_time"] = time.perf_counter() - tic
+                    bar.set_postfix({label: f"{values[key]:.4f}" for label, key in self.progress_keys.items()
+                                     if key in values})
+                    self.log("train", values)
+                if cfg.valid_freq and (self.step % cfg.valid_freq == 0 or last):
+                    scores = self.validate()
+                    self.log("val", scores)
+                    self.history.append({"step": self.step, **scores})
+                    self.save(self._tags(scores))
+                # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
+                if cfg.sample_freq and self.step % cfg.sample_freq == 0:
+                    self.log_samples()
+        finally:
+            bar.close()
         if self.writer is not None:
             self.writer.flush()
         return scores
