@@ -339,7 +339,7 @@ def _load_failure(path: Path, exc: Exception) -> CheckpointError:
                                              "plain data only, and is never allowed to run code)")
     elif isinstance(exc, pickle.UnpicklingError):
         error, reason = CheckpointError, "not a PyTorch checkpoint of tensors and plain data"
-    elif isinstance(exc, OSError):  # missing, unreadable
+    elif isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
         error, reason = CheckpointError, exc.strerror or str(exc)
     else:  # a truncated zip, random bytes, ...: the first sentence of torch's message
         first = " ".join(str(exc).split()).split(". ")[0][:120] or type(exc).__name__
