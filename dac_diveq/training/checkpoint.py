@@ -97,6 +97,17 @@ def default_file_mode() -> int:
     return 0o666 & ~mask
 
 
+# ----------------------------------------------------------------------------- provenance
+
+
+def environment() -> dict[str, Any]:
+    """What a seeded run's numbers depend on besides the code and the configuration: torch's
+    intra-op thread count (1 and 2 threads give different weights after a few steps: reductions
+    are split differently) and the torch and numpy versions. Plain ``str``/``int`` values:
+    ``torch.__version__`` is a ``TorchVersion``, which a weights-only load refuses."""
+    return {"threads": int(torch.get_num_threads()), "torch": str(torch.__version__), "numpy": str(np.__version__)}
+
+
 # ----------------------------------------------------------------------------- RNG state
 
 

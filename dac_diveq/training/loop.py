@@ -129,6 +129,9 @@ class TrainLoop:
         self.step = 0
         self.best = math.inf
         self.history: list[dict[str, float]] = []
+        #: ``{"step": first step, "threads", "torch", "numpy"}`` for each environment the run trained
+        #: in (a resumed run may change the thread count); saved in ``trainer.pth``.
+        self.environments: list[dict[str, Any]] = []
         if rank == 0:
             checkpoint.prepare_run_folder(config.save_path)
         self.writer = SummaryWriter(str(Path(config.save_path) / "logs")) if rank == 0 else None
@@ -184,6 +187,9 @@ class TrainLoop:
         """
         cfg = self.config
         until = cfg.num_iters if until is None else min(until, cfg.num_iters)
+        here = checkpoint.environment()
+        if not self.environments or {k: v for k, v in self.environments[-1].items() if k != "step"} != here:
+            self.environments.append({"step": self.step, **here})
         sampler = StepSampler(start=self.step * cfg.batch_size, rank=self.rank, world_size=self.world_size)
         # Its own generator: building the iterator must not draw from the global RNG, whose state
         # (quantizer noise, SF dithers, quantizer dropout) is part of the checkpoint.
@@ -249,14 +255,15 @@ class TrainLoop:
     # ------------------------------------------------------------------ checkpoints
     def save(self, tags: list[str]) -> None:
         """Checkpoint every model with its optimizer/scheduler states, the step, best score,
-        history and every rank's RNG state under ``tags`` (written by rank 0)."""
+        history, every rank's RNG state and the environments it was trained in (thread count,
+        versions) under ``tags`` (written by rank 0)."""
         rngs = gather_objects(checkpoint.rng_state(), self.world_size)
         if self.rank != 0:
             return
         models = {name: (unwrap(model), {file: obj.state_dict() for file, obj in states.items()})
                   for name, (model, states) in self.checkpointed().items()}
         extra = {"step": self.step, "best": self.best, "rng": rngs, "history": self.history,
-                 "config": self.config_text}
+                 "config": self.config_text, "environment": self.environments}
         checkpoint.save(self.config.save_path, tags, models, extra)
 
     def resume(self, tag: str = "latest") -> bool:
@@ -284,6 +291,7 @@ class TrainLoop:
                 obj.load_state_dict(checkpoint.load_file(folder / name / file))
         self.step, self.best = state["step"], state["best"]
         self.history = state.get("history", [])
+        self.environments = list(state.get("environment", []))
         rng = state["rng"]
         checkpoint.set_rng_state(rng[self.rank] if isinstance(rng, list) else rng)
         return True
