@@ -1,9 +1,10 @@
 """Steps the comparison recipes share: run a logged command, tell whether a training finished."""
+import os
 import shlex
 import subprocess
 from pathlib import Path
 
-import torch
+from dac_diveq.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Recipe method names -> conf file stems (``rt`` is the rotation trick).
@@ -22,14 +23,20 @@ def run(cmd: list, log: list[str]) -> None:
 
 def finished(save_path: Path, num_iters: int) -> bool:
     """Whether the run at ``save_path`` has a checkpoint at step ``num_iters`` or later."""
-    state = save_path / "latest" / "trainer.pth"
-    return state.exists() and torch.load(state, map_location="cpu", weights_only=False)["step"] >= num_iters
+    state = checkpoint.load_trainer_state(save_path)  # tensors and plain data only
+    return state is not None and state["step"] >= num_iters
 
 
 def write_commands(path: Path, header: str, log: list[str]) -> Path:
     """Add this invocation (``header``, then the commands it ran) to the runs' command history,
-    for the report's provenance: a re-run that skips finished runs keeps the commands that made them."""
+    for the report's provenance: a re-run that skips finished runs keeps the commands that made them.
+    The header is followed by the environment the commands ran in (the children inherit it):
+    seeded runs reproduce only at the same thread count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     previous = path.read_text().splitlines() if path.is_file() else []
-    path.write_text("\n".join([*previous, header, *log]) + "\n")
+    env = checkpoint.environment()
+    setting = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else "default"
+    provenance = (f"# environment: {env['threads']} threads ({setting}), torch {env['torch']}, "
+                  f"numpy {env['numpy']}")
+    path.write_text("\n".join([*previous, header, provenance, *log]) + "\n")
     return path

@@ -18,6 +18,7 @@ import argbind
 
 from dac_diveq.codec import evaluate as codec_evaluate
 from dac_diveq.report.eval_io import EvalError
+from dac_diveq.training import config
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -50,12 +51,11 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    sys.argv = [sys.argv[0]] + _normalise_argv(list(sys.argv[1:] if argv is None else argv))
-    args = argbind.parse_args()
     try:
+        args = config.parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
         with argbind.scope(args):
             return evaluate()
-    except EvalError as exc:
+    except (EvalError, config.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -16,18 +16,17 @@ import argbind
 
 from dac_diveq.image import evaluate as image_evaluate
 from dac_diveq.report.eval_io import EvalError
+from dac_diveq.training import config
 
 evaluate = argbind.bind(image_evaluate.evaluate, without_prefix=True)
 
 
 def main(argv=None) -> int:
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    args = argbind.parse_args()
     try:
+        args = config.parse_args(argv)
         with argbind.scope(args):
             return evaluate()
-    except EvalError as exc:
+    except (EvalError, config.ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from dac_diveq.report.document import ReportOptions, write_report
+from dac_diveq.training.checkpoint import CheckpointError
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
@@ -58,13 +59,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Returns:
         0 on success, 2 on a usage error (existing report without --force, no runs, runs of
-        different domains, bad --commands).
+        different domains, bad --commands, a run's trainer.pth that would run code).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     options, print_headline = parse_args(argv)
     try:
         readme, headline = write_report(options, shlex.join([sys.executable, "scripts/report.py", *argv]))
-    except (ValueError, FileNotFoundError, FileExistsError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if print_headline:

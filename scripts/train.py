@@ -21,7 +21,7 @@ from dac_diveq.codec.finetune import start_from as finetune_start
 from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
-from dac_diveq.training import checkpoint
+from dac_diveq.training import checkpoint, config
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
 from dac_diveq.training.loop import TrainingInterrupted, resolve_amp, with_resume_value
 
@@ -156,7 +156,11 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
 def main() -> int:
     sys.argv = with_resume_value(sys.argv)
-    args = argbind.parse_args()
+    try:
+        args = config.parse_args()
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with argbind.scope(args):
         try:
             train(args)

@@ -20,7 +20,7 @@ from dac_diveq.image.io import load_stage1
 from dac_diveq.image.prior import PriorConfig, PriorTrainer
 from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, AutoencoderTrainer
 from dac_diveq.metrics import image as image_metrics
-from dac_diveq.training import checkpoint
+from dac_diveq.training import checkpoint, config
 from dac_diveq.training.distributed import distributed_context, wrap
 from dac_diveq.training.loop import TrainingInterrupted, with_resume_value
 
@@ -147,7 +147,11 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
 
 def main() -> int:
     sys.argv = with_resume_value(sys.argv)
-    args = argbind.parse_args()
+    try:
+        args = config.parse_args()
+    except config.ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     with argbind.scope(args):
         try:
             train(args)

@@ -21,7 +21,10 @@ from typing import Callable, Optional, Sequence
 from .codec_io import (
     AUDIO_EXTENSIONS,
     InputError,
+    check_channels,
     check_dac_matches,
+    method_mismatch,
+    file_kind,
     find_files,
     load_dac,
     load_model,
@@ -39,6 +42,12 @@ class UsageError(Exception):
 
     def __init__(self, subject: str, reason: str):
         super().__init__(f"{subject}: {reason}")
+
+
+def _warn(message: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"warning: {message}", file=sys.stderr)
 
 
 def _error(message: str) -> None:
@@ -72,15 +81,23 @@ def _model(weights_path: str, device: str):
     return model.to(device)
 
 
+def _note(path: Path, reason: str) -> None:
+    from tqdm import tqdm
+
+    tqdm.write(f"note: {path}: {reason}", file=sys.stderr)
+
+
 def _inputs(input: str, extensions: tuple[str, ...]) -> tuple[Path, list[Path]]:
     root = Path(input)
     if root.is_dir():
-        files = find_files(root, extensions)
+        files = find_files(root, extensions, on_skip=_note)
         if not files:
             raise UsageError(input, f"no {', '.join(extensions)} files in this folder")
         return root, files
     if not root.exists():
         raise UsageError(input, "no such file or directory")
+    if file_kind(root) != "file":  # reading a FIFO would block forever
+        raise UsageError(input, f"not a regular file ({file_kind(root)})")
     return root, [root]
 
 
@@ -130,6 +147,7 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
 
     def process(src: Path, dst: Path) -> None:
         audio, sample_rate = read_audio(src)
+        check_channels(audio)
         if audio.shape[1] * model.sample_rate // sample_rate == 0:
             raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
         signal = AudioSignal(torch.from_numpy(audio)[None], sample_rate)
@@ -144,8 +162,12 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
 
 
 def decode(input: str, output: str = "", weights_path: str = "", device: str = "auto",
-           verbose: bool = False) -> int:
-    """Decode a ``.dac`` file, or every ``.dac`` file under a folder, to wav files."""
+           verbose: bool = False, strict: bool = False) -> int:
+    """Decode a ``.dac`` file, or every ``.dac`` file under a folder, to wav files.
+
+    A file whose recorded quantizer method differs from the weights' (same shapes, so it would
+    decode) gets a warning, or with ``strict`` is refused.
+    """
     import torch
 
     root, files = _inputs(input, (".dac",))
@@ -154,6 +176,11 @@ def decode(input: str, output: str = "", weights_path: str = "", device: str = "
     def process(src: Path, dst: Path) -> None:
         artifact, extra = load_dac(src)
         check_dac_matches(artifact, extra, model)
+        other = method_mismatch(extra, model)
+        if other and strict:
+            raise InputError(other + " (refused: --strict)")
+        if other:
+            _warn(f"{src}: {other}")
         with torch.inference_mode():
             signal = model.decompress(artifact, verbose=verbose)
         audio = signal.audio_data.reshape(-1, signal.signal_length).float().cpu().numpy()
@@ -298,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="longer files are encoded in windows of this many seconds (default 5)")
     dec = commands.add_parser("decode", help=".dac -> wav at the original sample rate and length")
     common(dec, ".dac")
+    dec.add_argument("--strict", action="store_true",
+                     help="refuse a .dac file encoded by a model of another quantizer method (default: warn)")
     inf = commands.add_parser("info", help="describe a checkpoint or a .dac file")
     inf.add_argument("path", help="weights file, training folder (save_path) or .dac file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "

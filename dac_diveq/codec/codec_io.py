@@ -11,8 +11,9 @@ import math
 import numbers
 import os
 import pickle
+import stat
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ from ..training.checkpoint import atomic_path
 from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+#: Most channels ``compress`` can encode: it measures the input's loudness with audiotools'
+#: ITU-R BS.1770 meter, whose channel weights stop at five (DAC's own CLI fails the same way).
+MAX_CHANNELS = 5
 # Model description stored beside DAC's ``codes``/``metadata`` (DAC's loader ignores it).
 MODEL_KEY = "dac_diveq"
 MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
@@ -40,14 +44,47 @@ def one_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------- files
 
 
-def find_files(root: Path, extensions: tuple[str, ...]) -> list[Path]:
-    """Files under ``root`` (recursively, case-insensitive extensions), sorted; hidden files skipped."""
+def find_files(root: Path, extensions: tuple[str, ...],
+               on_skip: Optional[Callable[[Path, str], None]] = None) -> list[Path]:
+    """Regular files under ``root`` (recursively, case-insensitive extensions), sorted; hidden files
+    skipped.
+
+    Args:
+        root: the folder.
+        extensions: lower-case suffixes to keep.
+        on_skip: called as ``on_skip(path, reason)`` for a matching name that is not a regular
+            file (a FIFO would block the reader forever, a broken link cannot be read).
+    """
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        found += [Path(dirpath) / name for name in filenames
-                  if name.lower().endswith(extensions) and not name.startswith(".")]
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if not name.lower().endswith(extensions) or name.startswith("."):
+                continue
+            kind = file_kind(path)
+            if kind == "file":
+                found.append(path)
+            elif on_skip is not None:
+                on_skip(path, f"not a regular file ({kind}): skipped")
     return sorted(found)
+
+
+def file_kind(path: Path) -> str:
+    """``"file"`` for a regular file (or a link to one), else what it is, in words."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "a broken link" if os.path.islink(path) else "missing"
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a folder" if stat.S_ISDIR(mode) else "not a regular file"
 
 
 # ----------------------------------------------------------------------------- audio
@@ -60,6 +97,8 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 
     if not path.exists():
         raise InputError("no such file or directory")
+    if file_kind(path) != "file":  # reading a FIFO would block forever
+        raise InputError(f"not a regular file ({file_kind(path)})")
     try:
         data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
@@ -71,6 +110,13 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if not np.any(data):
         raise InputError("silent audio (all samples are zero): there is no loudness to restore")
     return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def check_channels(audio: np.ndarray) -> None:
+    """Refuse audio (channels x samples) with more channels than ``compress`` can encode."""
+    if audio.shape[0] > MAX_CHANNELS:
+        raise InputError(f"{audio.shape[0]} channels: at most {MAX_CHANNELS} can be encoded (DAC's loudness "
+                         "measure, ITU-R BS.1770, has channel weights for 5); split it into mono or stereo files")
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -88,7 +134,8 @@ def load_model(path: Path):
     """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
     (or the training folder holding one), in eval mode on the CPU.
 
-    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``) and requires every
+    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``; never a ``torch.package``
+    archive, whose unpickling runs the code it carries) and requires every
     weight to match the configuration (``strict``): a checkpoint of another class or
     configuration is an error, not a half-initialised model.
     """
@@ -97,9 +144,11 @@ def load_model(path: Path):
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise InputError(f"cannot read weights ({one_line(exc)[:200]}); expected a file written by "
+        data = checkpoint.load_file(path)
+    except checkpoint.UntrustedFileError as exc:
+        raise InputError(f"refusing to load it: {exc.reason}") from None
+    except checkpoint.CheckpointError as exc:
+        raise InputError(f"cannot read weights ({exc.reason}); expected a file written by "
                          "DiVeQDAC.save(path, package=False)") from None
     if not (isinstance(data, dict) and isinstance(data.get("state_dict"), dict)
             and isinstance(data.get("metadata"), dict) and isinstance(data["metadata"].get("kwargs"), dict)):
@@ -268,6 +317,17 @@ def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
                        channels=channels, sample_rate=sample_rate, padding=bool(padding),
                        dac_version=metadata["dac_version"])
     return dac_file, extra
+
+
+def method_mismatch(extra: Optional[dict], model) -> str:
+    """What differs when a ``.dac`` file records another quantizer method than ``model``'s ('' when
+    it does not, or names none): the shapes agree (:func:`check_dac_matches`), so it would decode,
+    but its codes index another model's codebooks."""
+    recorded = extra.get("method") if extra else None
+    if recorded is None or str(recorded) == str(model.method):
+        return ""
+    return (f"encoded by a {recorded} model, decoding with {model.method} weights: the codes index "
+            "another model's codebooks")
 
 
 def decoder_output_length(model, frames: int) -> int:

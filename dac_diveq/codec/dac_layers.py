@@ -102,6 +102,9 @@ class ResidualVectorQuantize(nn.Module):
                  residual_mode: str = "stagewise", **options) -> None:
         super().__init__()
         check_residual_mode(residual_mode, method)
+        if isinstance(n_codebooks, bool) or not isinstance(n_codebooks, int) or n_codebooks < 1:
+            # else the first training step fails inside quantizer dropout's randint
+            raise ValueError(f"n_codebooks must be a positive integer, got {n_codebooks!r}")
         if isinstance(codebook_dim, int):
             codebook_dim = [codebook_dim] * n_codebooks
         self.n_codebooks = n_codebooks

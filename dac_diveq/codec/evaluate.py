@@ -27,7 +27,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from ..report.eval_io import EvalError, new_summary, write_outputs
+from ..report.eval_io import EvalError, new_summary, read_seed, write_outputs
 from ..training import checkpoint
 from .model import GENERATOR
 
@@ -255,6 +255,7 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
         model = codec_io.load_model(weights)
     except codec_io.InputError as exc:
         raise EvalError(f"{weights}: {exc}") from None
+    read_seed(weights)  # refuses a trainer.pth beside the weights that would run code, before any work
     device = _device(device)
     model = model.to(device).eval()
     n_max = model.n_codebooks
@@ -264,7 +265,8 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
     in_dir = Path(input)
     if not in_dir.is_dir():
         raise EvalError(f"{in_dir}: not a folder of reference audio")
-    paths = codec_io.find_files(in_dir, codec_io.AUDIO_EXTENSIONS)
+    paths = codec_io.find_files(in_dir, codec_io.AUDIO_EXTENSIONS,
+                                on_skip=lambda path, reason: print(f"note: {path}: {reason}", file=sys.stderr))
     if not paths:
         raise EvalError(f"{in_dir}: no audio files ({', '.join(codec_io.AUDIO_EXTENSIONS)})")
     out_dir = Path(output) if output else run / "eval"

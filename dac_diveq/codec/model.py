@@ -7,6 +7,7 @@ import torch
 from dac.model.dac import DAC, init_weights
 
 from ..quantize.options import COMMON_OPTIONS, options_of, takes_quantizer_options
+from ..training.checkpoint import SafeLoad
 from .dac_layers import ResidualVectorQuantize
 
 #: The generator's folder in a training checkpoint (``save_path/<tag>/diveqdac/weights.pth``).
@@ -30,7 +31,7 @@ def dac_architecture(model: DAC) -> dict:
 
 
 @takes_quantizer_options(COMMON_OPTIONS, lookup="cosine")
-class DiVeQDAC(DAC):
+class DiVeQDAC(SafeLoad, DAC):
     """``dac.model.DAC`` whose residual quantizer uses a selectable estimator.
 
     Same constructor arguments, forward dict, ``compress``/``decompress`` (``CodecMixin``) and
@@ -145,16 +146,17 @@ class DiVeQDAC(DAC):
 
         Raises:
             ValueError: if the codes cover less than the file's length (by more than a frame).
+            codec_io.InputError: ``obj`` is a path to an invalid (or hostile) ``.dac`` file.
         """
         from pathlib import Path
 
         import tqdm
         from audiotools import AudioSignal
-        from dac.model.base import DACFile
+        from .codec_io import load_dac  # codec_io imports this module
 
         self.eval()
-        if isinstance(obj, (str, Path)):
-            obj = DACFile.load(obj)
+        if isinstance(obj, (str, Path)):  # never DACFile.load: it unpickles with allow_pickle=True
+            obj = load_dac(Path(obj))[0]
         codes, chunk = obj.codes, obj.chunk_length
         original_padding = self.padding
         self.padding = obj.padding

@@ -163,6 +163,8 @@ def _open_rgb(path: Path, image_size: int, decode: bool = True) -> Image.Image:
     Palette and YCbCr images are converted to RGB (they are colour images); grayscale and
     images with another channel count (RGBA, CMYK) are refused rather than guessed at.
     """
+    if not Path(path).is_file():  # a FIFO named *.png would block the reader forever
+        raise ImageDataError(f"cannot read image {path}: not a regular file")
     try:
         image = Image.open(path)
         if decode:

@@ -25,15 +25,20 @@ ROW_KEYS = ["file", "bits", "bpp"]
 
 def dataset_settings(weights: Path) -> dict:
     """``source``, ``image_size``, ``seed`` and ``n_items`` of the run's validation data, from the
-    configuration its ``trainer.pth`` recorded (empty when there is none)."""
-    import torch
+    configuration its ``trainer.pth`` recorded (empty when there is none or it is unreadable).
 
+    Raises:
+        EvalError: the ``trainer.pth`` would run code when loaded (one line naming it).
+    """
     trainer = weights.parent.parent / "trainer.pth"
     found = {}
     try:
-        config = torch.load(trainer, map_location="cpu", weights_only=False).get("config")
+        state = checkpoint.load_file(trainer)
+        config = state.get("config") if isinstance(state, dict) else None
         config = ast.literal_eval(config) if isinstance(config, str) else config
-    except Exception:
+    except checkpoint.UntrustedFileError as exc:
+        raise EvalError(str(exc)) from None
+    except Exception:  # missing, unreadable or an unparsable config text: settings unknown
         return found
     for key in ("source", "image_size", "seed", "n_items"):
         for scope in ("val/build_image_dataset", "build_image_dataset"):

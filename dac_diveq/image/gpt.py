@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from audiotools.ml import BaseModel
 from torch import nn
 
+from ..training.checkpoint import SafeLoad
+
 
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which position t sees positions <= t."""
@@ -50,7 +52,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-class CodeGPT(BaseModel):
+class CodeGPT(SafeLoad, BaseModel):
     """Autoregressive prior over the codes of a VQ image model.
 
     Args:

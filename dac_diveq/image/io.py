@@ -31,12 +31,9 @@ def load_stage1(path: str | Path) -> torch.nn.Module:
 
     found = find_weights(path)
     cls = VQVAE if found.model == "vqvae" else VQGAN
-    try:
-        model = cls.load(str(found.path))
-    except Exception as exc:  # a truncated/foreign file is a user error, not a traceback
-        raise checkpoint.CheckpointError(
-            f"{found.path}: not a readable {cls.__name__} weights file (truncated or corrupt? {exc})") from None
-    return model.eval()
+    # Tensors only (never audiotools' torch.package path); an unreadable, hostile or foreign file
+    # is a one-line CheckpointError naming it.
+    return checkpoint.load_model(cls, found.path, strict=True).eval()
 
 
 def load_prior(path: str | Path) -> torch.nn.Module:
@@ -49,9 +46,4 @@ def load_prior(path: str | Path) -> torch.nn.Module:
     from . import CodeGPT
 
     found = find_weights(path, (PRIOR_FOLDER,))
-    try:
-        prior = CodeGPT.load(str(found.path))
-    except Exception as exc:
-        raise checkpoint.CheckpointError(f"{found.path}: not a readable CodeGPT weights file ({exc})") from None
-    checkpoint.load_weights(prior, found.path)  # strict: BaseModel.load ignores missing tensors
-    return prior.eval()
+    return checkpoint.load_model(CodeGPT, found.path, strict=True).eval()

@@ -14,6 +14,7 @@ from audiotools.ml import BaseModel
 from torch import nn
 
 from ..quantize.options import takes_quantizer_options
+from ..training.checkpoint import SafeLoad
 from .quantizer import SpatialQuantizer
 from .vqvae import grid_shape
 
@@ -159,7 +160,7 @@ class Decoder(nn.Module):
 
 
 @takes_quantizer_options(noise_var=1e-2, codebook_init="uniform")
-class VQGAN(BaseModel):
+class VQGAN(SafeLoad, BaseModel):
     """VQGAN autoencoder (stage 1) with a selectable quantizer.
 
     Images are expected in ``[-1, 1]``; reconstructions are on the same scale (linear output).
@@ -271,7 +272,7 @@ class VQGAN(BaseModel):
         return self.decoder(self.post_quant_conv(self.quantizer.decode(codes)))
 
 
-class PatchDiscriminator(BaseModel):
+class PatchDiscriminator(SafeLoad, BaseModel):
     """PatchGAN discriminator (Isola et al. 2017): one real/fake logit per overlapping patch.
 
     Args:

@@ -14,6 +14,7 @@ from audiotools.ml import BaseModel
 from torch import nn
 
 from ..quantize.options import takes_quantizer_options
+from ..training.checkpoint import SafeLoad
 from .quantizer import SpatialQuantizer
 
 
@@ -89,7 +90,7 @@ class Decoder(nn.Module):
 
 
 @takes_quantizer_options(codebook_init="uniform")
-class VQVAE(BaseModel):
+class VQVAE(SafeLoad, BaseModel):
     """VQ-VAE for image compression with a selectable quantizer.
 
     Images are expected scaled to ``[-1, 1]`` and reconstructions come out on the same scale

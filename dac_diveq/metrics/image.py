@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -441,8 +442,9 @@ def load_inception(inception_weights: str | os.PathLike | None = None,
                    device: str | torch.device = "cpu") -> torch.nn.Module:
     """torch-fidelity's InceptionV3 feature extractor (2048-d pool features), from a local file.
 
-    The file is read by torch-fidelity itself (``torch.load(..., weights_only=False)``), so only
-    use trusted files.
+    torch-fidelity reads the file with ``torch.load(..., weights_only=False)``, which would run
+    code a crafted file carries: the file is first read here with ``weights_only=True`` and
+    refused unless it holds tensors and plain data only.
 
     Args:
         inception_weights: path of ``weights-inception-2015-12-05-6726825d.pth`` (or a file of
@@ -459,6 +461,7 @@ def load_inception(inception_weights: str | os.PathLike | None = None,
     url = _inception_url()
     path = _resolve(inception_weights, INCEPTION_ENV, url, "InceptionV3 (FID)")
     official_class, _ = _inception_class()
+    _check_plain_state(path)
     try:
         model = official_class("inception-v3-compat", [FID_FEATURE], feature_extractor_weights_path=str(path))
     except Exception as error:  # noqa: BLE001 -- unreadable file or key mismatch: one clear line
@@ -467,6 +470,18 @@ def load_inception(inception_weights: str | os.PathLike | None = None,
                                  f"{url.rsplit('/', 1)[-1]}): {type(error).__name__}: {detail}") from error
     model.weights_source = f"InceptionV3 {_source(path, url)}; torch-fidelity feature '{FID_FEATURE}'"
     return model.to(device)
+
+
+def _check_plain_state(path: Path) -> None:
+    """Refuse a weights file ``torch.load(weights_only=True)`` cannot read (a pickle that would
+    import or run code, or not a PyTorch file at all) before a third-party loader sees it."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 -- every refusal is the same one-line error
+        detail = " ".join(str(error).split())
+        found = re.search(r"GLOBAL ([\w.]+)", detail)
+        reason = f"it would import {found.group(1)}" if found else detail.split(". ")[0][:160]
+        raise WeightsFormatError(f"refusing to load {path}: not a file of tensors and plain data ({reason})") from None
 
 
 @torch.no_grad()

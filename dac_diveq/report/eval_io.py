@@ -18,12 +18,13 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
 #: are filled in as the evaluation runs.
-SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "device", "torch", "files",
-                "failed", "codebook", "wall_time_s")
+SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "device", "torch", "numpy",
+                "threads", "training", "files", "failed", "codebook", "wall_time_s")
 
 
 class EvalError(Exception):
@@ -41,26 +42,48 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
         device: where the model ran.
         **fields: the domain's own keys, after the shared ones.
     """
-    import torch
-
-    summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": read_seed(Path(weights)),
+    state = trainer_state(Path(weights))
+    here = checkpoint.environment()
+    summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": seed_of(state),
                "commit": git_commit(), "config_hash": config_hash(model_kwargs), "device": str(device),
-               "torch": torch.__version__, "files": [], "failed": [], "codebook": None, "wall_time_s": None}
+               "torch": here["torch"], "numpy": here["numpy"], "threads": here["threads"],
+               "training": state.get("environment") if state else None,
+               "files": [], "failed": [], "codebook": None, "wall_time_s": None}
     summary.update(fields)
     return summary
 
 
-def read_seed(weights: Path) -> Optional[int]:
-    """The ``seed`` recorded in the run's ``trainer.pth`` config text, or None."""
+def trainer_state(weights: Path) -> Optional[dict]:
+    """The ``trainer.pth`` of the run checkpoint ``weights`` belongs to, or None (no such file, or
+    unreadable).
+
+    Raises:
+        EvalError: the file would run code when loaded (one line naming it).
+    """
     trainer = weights.parent.parent / "trainer.pth"
     if not trainer.is_file():
         return None
     try:
-        import torch
-
-        config = torch.load(trainer, map_location="cpu", weights_only=False).get("config")
-    except Exception:
+        state = checkpoint.load_file(trainer)
+    except checkpoint.UntrustedFileError as exc:
+        raise EvalError(str(exc)) from None
+    except checkpoint.CheckpointError:  # unreadable: what it would tell is just not known
         return None
+    return state if isinstance(state, dict) else None
+
+
+def read_seed(weights: Path) -> Optional[int]:
+    """The ``seed`` recorded in the run's ``trainer.pth`` config text, or None.
+
+    Raises:
+        EvalError: the ``trainer.pth`` beside the weights would run code when loaded (one line).
+    """
+    return seed_of(trainer_state(weights))
+
+
+def seed_of(state: Optional[dict]) -> Optional[int]:
+    """The ``seed`` of a trainer state's configuration text, or None."""
+    config = state.get("config") if state else None
     if isinstance(config, str):
         try:
             config = ast.literal_eval(config)

@@ -314,10 +314,22 @@ def provenance(groups: Sequence[Group]) -> str:
             rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
                          weights_cell(s, g.is_reference), f"`{run.eval_dir}`", s.get("commit") or "n/a",
                          s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
-                         fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
+                         training_threads(s), fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
                          len(s.get("files") or []), failed_text, *(s.get(key, "n/a") for key, _ in extras)])
     return table(["method", "seed", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
-                  "device", "torch", "wall time (s)", "files", "failed", *(title for _, title in extras)], rows)
+                  "device", "torch", "training threads", "wall time (s)", "files", "failed",
+                  *(title for _, title in extras)], rows)
+
+
+def training_threads(summary: dict) -> str:
+    """The intra-op thread counts the run was trained with (``"2"``, or ``"1 from step 0, 2 from step
+    400"`` when a resume changed it): seeded runs reproduce only at the same count."""
+    environments = [e for e in summary.get("training") or [] if isinstance(e, dict) and "threads" in e]
+    if not environments:
+        return "n/a"
+    if len({e["threads"] for e in environments}) == 1:
+        return str(environments[0]["threads"])
+    return ", ".join(f"{e['threads']} from step {e.get('step', '?')}" for e in environments)
 
 
 def code_block(text: str) -> str:

@@ -57,14 +57,22 @@ def history_scalars(checkpoint: Path | str, tags: Sequence[str]) -> dict[str, Cu
         tags: scalar tags.
 
     Returns:
-        tag -> (steps, values); empty when the file or the keys are missing.
+        tag -> (steps, values); empty when the file or the keys are missing, or it is unreadable.
+
+    Raises:
+        CheckpointError (an ``UntrustedFileError``): the file would run code when loaded.
     """
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         return {}
-    import torch  # heavy; only needed for this fallback
+    from ..training.checkpoint import CheckpointError, UntrustedFileError, load_file  # torch: only for this fallback
 
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    try:
+        state = load_file(checkpoint)
+    except UntrustedFileError:
+        raise
+    except CheckpointError:
+        return {}
     history = state.get("history", []) if isinstance(state, dict) else []
     out: dict[str, Curve] = {}
     for tag in tags:

@@ -6,18 +6,28 @@ model (``diveqdac`` and ``discriminator`` for the codec; ``vqvae``/``vqgan``/``c
 every rank's RNG state, the configuration text). Each tag is a symlink to a complete folder under
 ``save_path/.checkpoints``, replaced with one ``os.replace``: a process killed mid-save leaves the
 previous ``latest`` intact.
+
+Every file is read with ``torch.load(weights_only=True)``: a checkpoint is data, never code. A file
+that would import anything else (a crafted pickle, a ``torch.package`` archive) is refused unread
+with one line naming it (:class:`UntrustedFileError`).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
+import inspect
 import os
+import pickle
 import random
+import re
 import shutil
+import sys
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
@@ -37,6 +47,17 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or does not match the configuration."""
 
 
+class UntrustedFileError(CheckpointError):
+    """A file that would run or import code when loaded; it is refused unread."""
+
+
+#: What checkpoints written before RNG states were stored as tensors need besides tensors and plain
+#: data: numpy's RNG state was pickled as an ``ndarray`` of ``uint32``. These globals rebuild an
+#: array and nothing else (they construct no object of another class and call no other function).
+_LEGACY_GLOBALS = (getattr(np, "_core", np.core).multiarray._reconstruct, np.ndarray, np.dtype,
+                   type(np.dtype(np.uint32)))
+
+
 # ----------------------------------------------------------------------------- atomic files
 
 
@@ -50,7 +71,8 @@ def atomic_path(path: str | os.PathLike, mode: Optional[int] = None) -> Iterator
 
     Args:
         path: the final file; its folder is created.
-        mode: permission bits of the final file (``mkstemp`` creates 0600 files).
+        mode: permission bits of the final file; default: what ``open`` would give under the
+            current umask (0644 under umask 022; ``mkstemp`` itself creates 0600 files).
 
     Yields:
         The temporary path to write to; removed if the block raises.
@@ -61,29 +83,53 @@ def atomic_path(path: str | os.PathLike, mode: Optional[int] = None) -> Iterator
     os.close(fd)
     try:
         yield Path(tmp)
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, default_file_mode() if mode is None else mode)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
 
 
+def default_file_mode() -> int:
+    """Permission bits of a new file under the process umask (``0o666 & ~umask``)."""
+    mask = os.umask(0)  # the only portable way to read it: set, then put back at once
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def environment() -> dict[str, Any]:
+    """What a seeded run's numbers depend on besides the code and the configuration: torch's
+    intra-op thread count (1 and 2 threads give different weights after a few steps: reductions
+    are split differently) and the torch and numpy versions. Plain ``str``/``int`` values:
+    ``torch.__version__`` is a ``TorchVersion``, which a weights-only load refuses."""
+    return {"threads": int(torch.get_num_threads()), "torch": str(torch.__version__), "numpy": str(np.__version__)}
+
+
 # ----------------------------------------------------------------------------- RNG state
 
 
 def rng_state() -> dict[str, Any]:
-    """Every generator a training step may draw from (torch CPU/CUDA, numpy, Python)."""
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every generator a training step may draw from (torch CPU/CUDA, numpy, Python), as tensors
+    and plain data only (``torch.load(weights_only=True)`` reads them back without an allow-list)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {"torch": torch.get_rng_state(),
+             "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(cached)),
+             "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+    """Restore what :func:`rng_state` captured (or the ``ndarray`` form of older checkpoints)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    name, keys, *rest = state["numpy"]
+    if torch.is_tensor(keys):
+        keys = keys.numpy().astype(np.uint32)
+    np.random.set_state((name, keys, *rest))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -92,8 +138,31 @@ def set_rng_state(state: dict[str, Any]) -> None:
 # ----------------------------------------------------------------------------- run checkpoints
 
 
+def prepare_run_folder(save_path: str | os.PathLike) -> Path:
+    """Create the run folder and check that files can be written in it, before any training.
+
+    Raises:
+        CheckpointError: it is a file, under a file, not writable or on a read-only file system
+            (one line), rather than a traceback from TensorBoard's writer or the first save.
+    """
+    root = Path(save_path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".write-test.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = ("it is a file, not a folder" if root.exists() and not root.is_dir()
+                  else exc.strerror or str(exc))
+        raise CheckpointError(f"cannot use {root} as the run folder (save_path): {reason}") from None
+    return root
+
+
 def save(save_path: str | os.PathLike, tags: list[str], models: dict[str, Any], extra: dict[str, Any]) -> Path:
     """Write one checkpoint and point every tag in ``tags`` at it.
+
+    A save that fails (a full disk, a lost mount, an interrupt) removes what it wrote and leaves
+    every tag where it was.
 
     Args:
         save_path: run folder.
@@ -104,46 +173,244 @@ def save(save_path: str | os.PathLike, tags: list[str], models: dict[str, Any], 
 
     Returns:
         the folder written.
+
+    Raises:
+        CheckpointError: the checkpoint could not be written (one line naming the step, the
+            folder and the previous checkpoint, which is intact).
     """
     root = Path(save_path)
     store = root / STORE
-    store.mkdir(parents=True, exist_ok=True)
-    folder = store / f"step{extra.get('step', 0):08d}-{uuid.uuid4().hex[:8]}"
+    step = int(extra.get("step", 0))
+    folder = store / f"step{step:08d}-{uuid.uuid4().hex[:8]}"
     tmp = folder.with_name(folder.name + ".partial")
-    tmp.mkdir()
-    for name, (model, files) in models.items():
-        (tmp / name).mkdir()
-        model.save(str(tmp / name / WEIGHTS), package=False)
-        for filename, obj in files.items():
-            torch.save(obj, tmp / name / filename)
-    torch.save(extra, tmp / "trainer.pth")
-    _fsync_tree(tmp)
-    os.replace(tmp, folder)
-    for tag in tags:
-        link = root / tag
-        new_link = root / f".{tag}.{uuid.uuid4().hex[:8]}.link"
-        os.symlink(os.path.relpath(folder, root), new_link)
-        if link.exists() and not link.is_symlink():
-            shutil.rmtree(link)
-        os.replace(new_link, link)
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        for name, (model, files) in models.items():
+            (tmp / name).mkdir()
+            _write(tmp / name / WEIGHTS, lambda handle: model.save(handle, package=False))
+            for filename, obj in files.items():
+                _write(tmp / name / filename, lambda handle: torch.save(obj, handle))
+        _write(tmp / "trainer.pth", lambda handle: torch.save(extra, handle))
+        os.replace(tmp, folder)
+        for tag in tags:
+            _point(root, tag, folder)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if store.is_dir():
+            _collect_garbage(root)  # the new folder too, unless a tag already points to it
+        if isinstance(exc, OSError):
+            raise CheckpointError(_save_failure(root, step, exc)) from None
+        raise
     _collect_garbage(root)
     return folder
 
 
-def load_trainer_state(save_path: str | os.PathLike, tag: str = "latest") -> Optional[dict[str, Any]]:
-    """The ``trainer.pth`` of ``save_path/tag``, or None if there is no such checkpoint."""
-    path = Path(save_path) / tag / "trainer.pth"
-    if not path.exists():
+class _RecordingWriter:
+    """A binary file that remembers the ``OSError`` its ``write`` raised.
+
+    ``torch.save`` reports a failed write (a full disk) as an opaque ``RuntimeError`` of its zip
+    writer (``[enforce fail at inline_container.cc] unexpected pos``); the recorded error says
+    what happened (``ENOSPC``).
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.error = handle, None
+
+    def write(self, data: Any) -> int:
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.error = exc
+            raise
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+
+def _write(path: Path, dump: Callable[[Any], Any]) -> None:
+    """Write one checkpoint file through :class:`_RecordingWriter`, flushed to the disk.
+
+    Raises:
+        OSError: the write failed (with its errno: ``ENOSPC`` for a full disk), even when the
+            writer reported it as a ``RuntimeError``.
+    """
+    with open(path, "wb") as handle:
+        writer = _RecordingWriter(handle)
+        try:
+            dump(writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _point(root: Path, tag: str, folder: Path) -> None:
+    """Switch the tag ``root/tag`` to ``folder`` with one atomic rename of a new symlink."""
+    link = root / tag
+    new_link = root / f".{tag}.{uuid.uuid4().hex[:8]}.link"
+    os.symlink(os.path.relpath(folder, root), new_link)
+    if link.exists() and not link.is_symlink():
+        shutil.rmtree(link)
+    os.replace(new_link, link)
+
+
+def _save_failure(root: Path, step: int, exc: OSError) -> str:
+    """The one line of a failed save: what happened, and which checkpoint a resume will use."""
+    what = "no space left on device" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    previous = stored_step(root / "latest")
+    kept = (f"the previous checkpoint at step {previous} is intact ({root / 'latest'})" if previous is not None
+            else "no earlier checkpoint exists")
+    return f"{what} while saving step {step} to {root}; {kept}"
+
+
+def stored_step(tag: Path) -> Optional[int]:
+    """The step of the checkpoint a tag points to, from its folder's name (None: no such checkpoint)."""
+    if not tag.exists():
         return None
-    return load_file(path)
+    match = re.fullmatch(r"step(\d+)-[0-9a-f]+", Path(os.path.realpath(tag)).name)
+    return int(match.group(1)) if match else None
+
+
+def checkpoint_folder(save_path: str | os.PathLike, tag: str = "latest") -> Optional[Path]:
+    """The folder a resume reads: ``save_path/tag``, or None when there is no checkpoint at all.
+
+    A tag whose target is gone (a store copied without it, a folder deleted by hand) is not
+    taken for "no checkpoint", which would silently restart from step 0: the newest complete
+    checkpoint in the store is used instead, and the choice is said on stderr.
+
+    Raises:
+        CheckpointError: ``tag`` is a dangling link and no complete checkpoint is left.
+    """
+    root = Path(save_path)
+    link = root / tag
+    if link.exists():
+        return link
+    if not link.is_symlink():
+        return None
+    complete = sorted((entry for entry in (root / STORE).glob("step*") if entry.is_dir()
+                       and not entry.name.endswith(".partial") and (entry / "trainer.pth").is_file()),
+                      key=lambda entry: entry.name) if (root / STORE).is_dir() else []
+    if not complete:
+        raise CheckpointError(f"{link} points to {os.readlink(link)}, which does not exist, and no complete "
+                              f"checkpoint is left in {root / STORE}; remove {link} to start from step 0")
+    print(f"warning: {link} points to {os.readlink(link)}, which does not exist; resuming from the newest "
+          f"complete checkpoint, {complete[-1]}", file=sys.stderr)
+    return complete[-1]
+
+
+def load_trainer_state(save_path: str | os.PathLike, tag: str = "latest") -> Optional[dict[str, Any]]:
+    """The ``trainer.pth`` of ``save_path/tag`` (see :func:`checkpoint_folder`), or None if there is
+    no such checkpoint."""
+    folder = checkpoint_folder(save_path, tag)
+    if folder is None or not (folder / "trainer.pth").exists():
+        return None
+    return load_file(folder / "trainer.pth")
+
+
+def remove_partials(save_path: str | os.PathLike) -> None:
+    """Remove what interrupted saves left in the store (``*.partial`` folders): on a full disk they
+    hold the space the next save needs."""
+    store = Path(save_path) / STORE
+    if store.is_dir():
+        for partial in store.glob("*.partial"):
+            shutil.rmtree(partial, ignore_errors=True)
 
 
 def load_file(path: str | os.PathLike) -> Any:
-    """``torch.load`` of a checkpoint file on the CPU; an unreadable file is a :class:`CheckpointError`."""
+    """``torch.load(weights_only=True)`` of a checkpoint file on the CPU.
+
+    Tensors and plain data only (and the numpy arrays of older checkpoints' RNG states): a
+    file that would import anything else is refused unread.
+
+    Raises:
+        UntrustedFileError: the file would run or import code (a crafted pickle, a
+            ``torch.package`` archive); one line naming the file.
+        CheckpointError: the file is missing, truncated or not a PyTorch file (one line).
+    """
+    path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a corrupt file is a user-facing error, not a traceback
-        raise CheckpointError(f"cannot read checkpoint file {path}: {exc}") from None
+        with torch.serialization.safe_globals(list(_LEGACY_GLOBALS)):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a corrupt or hostile file is a user-facing error, not a traceback
+        raise _load_failure(path, exc) from None
+
+
+def _load_failure(path: Path, exc: Exception) -> CheckpointError:
+    """The one-line error of a file ``torch.load(weights_only=True)`` refused or could not read;
+    its ``reason`` attribute is the message without the file's name (for callers that name it)."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if _is_torch_package(path):
+        error, reason = UntrustedFileError, ("it is a torch.package archive, which runs the code it carries; "
+                                             "pass a weights file written with save(path, package=False)")
+    elif isinstance(exc, pickle.UnpicklingError) and found:
+        error, reason = UntrustedFileError, (f"it would import {found.group(1)} (a checkpoint holds tensors and "
+                                             "plain data only, and is never allowed to run code)")
+    elif isinstance(exc, pickle.UnpicklingError):
+        error, reason = CheckpointError, "not a PyTorch checkpoint of tensors and plain data"
+    elif isinstance(exc, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        error, reason = CheckpointError, exc.strerror or str(exc)
+    else:  # a truncated zip, random bytes, ...: the first sentence of torch's message
+        first = " ".join(str(exc).split()).split(". ")[0][:120] or type(exc).__name__
+        error, reason = CheckpointError, f"truncated, or not a PyTorch checkpoint: {first}"
+    if error is UntrustedFileError:
+        failure = error(f"refusing to load {path}: {reason}")
+    else:
+        failure = error(f"cannot read checkpoint file {path} ({reason})")
+    failure.reason = reason
+    return failure
+
+
+def _is_torch_package(path: Path) -> bool:
+    """Whether ``path`` is a ``torch.package`` archive (a zip with a ``.data/version`` record and
+    no ``data.pkl``), which ``torch.load`` cannot read and audiotools would import and run."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    return any(name.endswith(".data/version") for name in names) and not any(
+        name.endswith("data.pkl") for name in names)
+
+
+def load_model(cls: type, path: str | os.PathLike, strict: bool = True, **overrides: Any) -> Any:
+    """An audiotools ``BaseModel`` subclass built from a weights file, safely.
+
+    ``BaseModel.load`` first tries the file as a ``torch.package`` archive, whose unpickling
+    imports and runs the code the archive carries; this reads tensors only and builds the model
+    from the constructor arguments recorded in the file's metadata.
+
+    Args:
+        cls: the model class (``DiVeQDAC``, ``dac.model.DAC``, ``VQVAE``, ...).
+        path: a weights file written by ``save(path, package=False)``.
+        strict: every tensor of the model must be in the file and vice versa.
+        **overrides: constructor arguments replacing the recorded ones.
+
+    Returns:
+        The model (train mode, as ``BaseModel.load``), with ``metadata`` set.
+
+    Raises:
+        CheckpointError: an unreadable, hostile or foreign file (one line naming it).
+    """
+    blob = load_file(path)
+    metadata = blob.get("metadata") if isinstance(blob, dict) else None
+    if not (isinstance(blob.get("state_dict") if isinstance(blob, dict) else None, dict)
+            and isinstance(metadata, dict) and isinstance(metadata.get("kwargs"), dict)):
+        raise CheckpointError(f"{path} is not a model weights file (no state_dict and metadata kwargs); "
+                              f"expected a file written by {cls.__name__}.save(path, package=False)")
+    accepted = inspect.signature(cls).parameters
+    kwargs = {key: value for key, value in {**metadata["kwargs"], **overrides}.items() if key in accepted}
+    try:
+        model = cls(**kwargs)
+        model.load_state_dict(blob["state_dict"], strict=strict)
+    except Exception as exc:  # another class's or configuration's file: one line, not a traceback
+        first = " ".join(str(exc).replace(f"for {cls.__name__}:", "").split())[:160]
+        raise CheckpointError(f"{path} is not a {cls.__name__} weights file of a matching configuration "
+                              f"({first})") from None
+    model.metadata = metadata
+    return model
 
 
 def load_weights(model: torch.nn.Module, path: str | os.PathLike,
@@ -182,6 +449,24 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike,
         raise CheckpointError(
             f"checkpoint {path} was written by another configuration ({first[0] if first else exc})") from None
     return metadata
+
+
+class SafeLoad:
+    """Mixin for audiotools ``BaseModel`` subclasses: ``load`` is :func:`load_model`.
+
+    Put it before ``BaseModel`` (``class VQVAE(SafeLoad, BaseModel)``): ``BaseModel.load`` tries
+    every file as a ``torch.package`` archive first, which runs the code the archive carries.
+    """
+
+    @classmethod
+    def load(cls, location: str | os.PathLike, *args: Any, package_name: Optional[str] = None,
+             strict: bool = False, **kwargs: Any) -> Any:
+        """``BaseModel.load``'s signature (``package_name`` is ignored: packages are refused).
+
+        Raises:
+            CheckpointError: an unreadable, hostile or foreign file (one line naming it).
+        """
+        return load_model(cls, location, strict=strict, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -245,13 +530,6 @@ def _resolved(weights: Path) -> ResolvedWeights:
 
 
 # ----------------------------------------------------------------------------- internals
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as handle:
-                os.fsync(handle.fileno())
 
 
 def _collect_garbage(root: Path) -> None:

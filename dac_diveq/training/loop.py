@@ -212,6 +212,11 @@ class TrainLoop:
         self.step = 0
         self.best = math.inf
         self.history: list[dict[str, float]] = []
+        #: ``{"step": first step, "threads", "torch", "numpy"}`` for each environment the run trained
+        #: in (a resumed run may change the thread count); saved in ``trainer.pth``.
+        self.environments: list[dict[str, Any]] = []
+        if rank == 0:
+            checkpoint.prepare_run_folder(config.save_path)
         self.writer = SummaryWriter(str(Path(config.save_path) / "logs")) if rank == 0 else None
         self._stop_signal: Optional[int] = None
 
@@ -274,6 +279,9 @@ class TrainLoop:
         """
         cfg = self.config
         until = cfg.num_iters if until is None else min(until, cfg.num_iters)
+        here = checkpoint.environment()
+        if not self.environments or {k: v for k, v in self.environments[-1].items() if k != "step"} != here:
+            self.environments.append({"step": self.step, **here})
         sampler = StepSampler(start=self.step * cfg.batch_size, rank=self.rank, world_size=self.world_size)
         # Its own generator: building the iterator must not draw from the global RNG, whose state
         # (quantizer noise, SF dithers, quantizer dropout) is part of the checkpoint.
@@ -285,7 +293,7 @@ class TrainLoop:
         bar = tqdm(total=cfg.num_iters, initial=self.step, desc="train", unit="step",
                    disable=self.rank != 0, dynamic_ncols=True)
         last_save = time.monotonic()
-        with self._stop_signals():
+        with self._stop_signals(), contextlib.closing(bar):
             while self.step < until:
                 tic = time.perf_counter()
                 losses = self.train_step(self.prepare_batch(next(batches)))
@@ -312,7 +320,6 @@ class TrainLoop:
                 if self._should_stop(log_step):
                     if not saved:
                         self.save(["latest"])
-                    bar.close()
                     name = signal.Signals(self._stop_signal or signal.SIGINT).name
                     raise TrainingInterrupted(self.step, str(Path(cfg.save_path) / "latest"), name)
                 if saved:
@@ -321,7 +328,6 @@ class TrainLoop:
                                                               self.device, self.world_size):
                     self.save(["latest"])
                     last_save = time.monotonic()
-        bar.close()
         if self.writer is not None:
             self.writer.flush()
         return scores
@@ -428,14 +434,15 @@ class TrainLoop:
     # ------------------------------------------------------------------ checkpoints
     def save(self, tags: list[str]) -> None:
         """Checkpoint every model with its optimizer/scheduler states, the step, best score,
-        history and every rank's RNG state under ``tags`` (written by rank 0)."""
+        history, every rank's RNG state and the environments it was trained in (thread count,
+        versions) under ``tags`` (written by rank 0)."""
         rngs = gather_objects(checkpoint.rng_state(), self.world_size)
         if self.rank != 0:
             return
         models = {name: (unwrap(model), {file: obj.state_dict() for file, obj in states.items()})
                   for name, (model, states) in self.checkpointed().items()}
         extra = {"step": self.step, "best": self.best, "rng": rngs, "history": self.history,
-                 "config": self.config_text}
+                 "config": self.config_text, "environment": self.environments}
         checkpoint.save(self.config.save_path, tags, models, extra)
 
     def resume(self, tag: str = "latest") -> bool:
@@ -448,10 +455,13 @@ class TrainLoop:
         Raises:
             checkpoint.CheckpointError: the checkpoint is unreadable or from another configuration.
         """
-        state = checkpoint.load_trainer_state(self.config.save_path, tag)
-        if state is None:
+        folder = checkpoint.checkpoint_folder(self.config.save_path, tag)
+        if folder is None or not (folder / "trainer.pth").exists():
             return False
-        folder = Path(self.config.save_path) / tag
+        checkpoint.remove_partials(self.config.save_path)
+        state = checkpoint.load_file(folder / "trainer.pth")
+        if not (isinstance(state, dict) and {"step", "best", "rng"} <= set(state)):
+            raise checkpoint.CheckpointError(f"{folder / 'trainer.pth'} is not a trainer state (step, best, rng)")
         for name, (model, states) in self.checkpointed().items():
             if not (folder / name).is_dir():
                 raise checkpoint.CheckpointError(f"{folder} has no {name!r} but this configuration trains one")
@@ -460,6 +470,7 @@ class TrainLoop:
                 obj.load_state_dict(checkpoint.load_file(folder / name / file))
         self.step, self.best = state["step"], state["best"]
         self.history = state.get("history", [])
+        self.environments = list(state.get("environment", []))
         rng = state["rng"]
         checkpoint.set_rng_state(rng[self.rank] if isinstance(rng, list) else rng)
         return True

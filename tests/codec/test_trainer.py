@@ -125,7 +125,7 @@ def test_a_crash_during_save_leaves_the_previous_latest_loadable(audio_folders, 
     real_save = torch.save
 
     def dying_save(obj, f, *args, **kwargs):
-        if str(f).endswith("trainer.pth"):
+        if str(getattr(f, "name", f)).endswith("trainer.pth"):
             raise KeyboardInterrupt("killed while writing the checkpoint")
         return real_save(obj, f, *args, **kwargs)
 

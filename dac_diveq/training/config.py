@@ -1,0 +1,250 @@
+"""The training scripts' configuration (argbind ymls and command line), checked before it is used.
+
+argbind itself accepts anything: a typo'd key (``DiVeQDAC.noise_vr``) in a yml or on the command
+line is kept in the arguments and never read, so the run silently trains with the default. It also
+reads ymls with PyYAML's unsafe loader, which runs the code a ``!!python/...`` tag names.
+:func:`parse_args` reads every yml (and its ``$include`` files) with the safe loader first, then
+parses with argbind and checks every key against the parameters of the bound functions: an unknown
+key, a missing file, broken YAML or a code tag is a :class:`ConfigError` with one line naming the
+key or file (and the closest known key).
+"""
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import typing
+from pathlib import Path
+from typing import Any, Iterable, Optional, Sequence
+
+import yaml
+
+#: Keys argbind itself puts in the parsed arguments.
+ARGBIND_KEYS = frozenset({"args.load", "args.save", "args.debug", "args.unknown"})
+#: Keys of a yml that argbind consumes while loading it.
+YML_DIRECTIVES = frozenset({"$include", "$vars"})
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used as written; the message is one line."""
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """``argbind.parse_args()`` with every yml checked first and every key checked after.
+
+    Call it after the script bound its functions (``argbind.bind``): the keys they accept are
+    the known ones.
+
+    Args:
+        argv: the command line (None: ``sys.argv[1:]``).
+
+    Returns:
+        argbind's arguments.
+
+    Raises:
+        ConfigError: a yml that is missing, broken or carries code; an unknown key (one line).
+    """
+    import argbind
+
+    argv = normalise_flags(list(sys.argv[1:] if argv is None else argv), argbind.build_parser())
+    argv, containers = container_values(argv, container_keys())
+    conf = _loaded_file(argv)
+    if conf:
+        check_yml(conf)
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "train", *argv]
+    try:
+        args = argbind.parse_args()
+    finally:
+        sys.argv = saved
+    check_keys(args, known_keys(), conf)
+    args.update(containers)  # the command line overrides the ymls, as for every other key
+    return args
+
+
+def container_keys() -> set[str]:
+    """Keys of bound parameters annotated (or defaulting to) a ``list``, ``tuple`` or ``dict``.
+
+    argbind hands a plain ``list`` option's command-line value to ``list(...)``, so
+    ``--save_iters "[500, 1000]"`` became a list of characters (and no milestone was ever kept),
+    and takes ``List[int]`` only space-separated: :func:`container_values` parses them all.
+    """
+    import inspect
+
+    import argbind
+
+    keys = set()
+    for prefix, (func, patterns, without_prefix, positional, _) in argbind.argbind.PARSE_FUNCS.items():
+        for name, parameter in inspect.signature(func).parameters.items():
+            annotation, default = parameter.annotation, parameter.default
+            container = annotation in (list, tuple, dict) or typing.get_origin(annotation) in (list, tuple, dict)
+            if container or (annotation is inspect.Parameter.empty and isinstance(default, (list, tuple, dict))):
+                key = name if without_prefix else f"{prefix}.{name}"
+                keys.add(key)
+                keys.update(f"{pattern}/{key}" for pattern in patterns or ())
+    return keys
+
+
+def container_values(argv: Sequence[str], keys: set[str]) -> tuple[list[str], dict[str, Any]]:
+    """Take ``--key VALUE...`` of container ``keys`` out of ``argv``, each parsed as YAML.
+
+    ``--save_iters "[500, 1000]"``, ``--save_iters 500 1000`` and ``--save_iters "500 1000"`` all
+    give ``[500, 1000]``; ``--lambdas "{mel/loss: 15}"`` a dict.
+
+    Returns:
+        ``(argv without those options, {key: value})``.
+
+    Raises:
+        ConfigError: a value that is not valid YAML, or a key given without a value.
+    """
+    rest: list[str] = []
+    values: dict[str, Any] = {}
+    i = 0
+    while i < len(argv):
+        key = argv[i][2:] if argv[i].startswith("--") else None
+        if key not in keys:
+            rest.append(argv[i])
+            i += 1
+            continue
+        j = i + 1
+        while j < len(argv) and not argv[j].startswith("--"):
+            j += 1
+        tokens = list(argv[i + 1:j])
+        if not tokens:
+            raise ConfigError(f"--{key} needs a value (e.g. --{key} \"[1, 2]\")")
+        text = tokens[0] if len(tokens) == 1 else "[" + ", ".join(tokens) + "]"
+        try:
+            value = yaml.safe_load(text)
+            if not isinstance(value, (list, dict)):  # "500 1000" or "0.9,0.999": separated items
+                value = [yaml.safe_load(t) for t in text.replace(",", " ").split()]
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--{key} {' '.join(tokens)!r} is not a list or mapping ({_yaml_problem(exc)})") from None
+        values[key] = value
+        i = j
+    return rest, values
+
+
+def normalise_flags(argv: list[str], parser: Any) -> list[str]:
+    """``--flag true|false|1|0`` -> ``--flag`` or nothing, for argbind's boolean options.
+
+    argbind makes a ``bool`` parameter a bare flag: ``--resume false`` used to *set* it (the
+    ``false`` was left over and ignored). Both spellings are accepted and mean what they say.
+    """
+    flags = {option for action in parser._actions if type(action).__name__ == "_StoreTrueAction"
+             for option in action.option_strings}
+    out, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        value = argv[i + 1].lower() if i + 1 < len(argv) else ""
+        if arg in flags and value in ("true", "false", "1", "0", "yes", "no"):
+            if value in ("true", "1", "yes"):
+                out.append(arg)
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def known_keys() -> set[str]:
+    """Every key a bound function reads: ``Function.param`` (or ``param`` for functions bound
+    ``without_prefix``), each also under the function's scope patterns (``train/AudioDataset.duration``).
+
+    Taken from the bound functions' signatures, not from argbind's parser: the parser has no
+    option for a parameter annotated e.g. ``Union[int, list]``, yet a yml may set it.
+    """
+    import inspect
+
+    import argbind
+
+    keys = set()
+    for prefix, (func, patterns, without_prefix, positional, _) in argbind.argbind.PARSE_FUNCS.items():
+        for name, parameter in inspect.signature(func).parameters.items():
+            if parameter.default is inspect.Parameter.empty and not positional:
+                continue  # argbind binds keyword parameters only
+            key = name if without_prefix else f"{prefix}.{name}"
+            keys.add(key)
+            keys.update(f"{pattern}/{key}" for pattern in patterns or ())
+    return keys
+
+
+def check_keys(args: dict[str, Any], known: Iterable[str], conf: str = "") -> None:
+    """Refuse a key no bound function reads.
+
+    Args:
+        args: argbind's parsed arguments (yml keys included, command-line leftovers in
+            ``args.unknown``).
+        known: the keys of the bound functions.
+        conf: the ``--args.load`` yml, named in the message.
+
+    Raises:
+        ConfigError: the first unknown key, with the closest known one.
+    """
+    known = set(known)
+    for item in args.get("args.unknown") or []:
+        key = item.split("=", 1)[0]
+        if key.startswith("--"):
+            raise ConfigError(f"unknown option {key}{_closest(key[2:], known, '--')}")
+        raise ConfigError(f"unexpected argument {item!r} (options are --key value)")
+    for key in args:
+        if key not in known and key not in ARGBIND_KEYS:
+            where = f" in {conf} (or a file it includes)" if conf else ""
+            raise ConfigError(f"unknown configuration key {key!r}{where}{_closest(key, known)}")
+
+
+def check_yml(path: str | os.PathLike, included_from: Optional[Path] = None,
+              seen: tuple[Path, ...] = ()) -> None:
+    """Read a yml and the files it ``$include``s with YAML's safe loader.
+
+    Raises:
+        ConfigError: a missing file (naming the file that includes it), broken YAML (with its
+            line), a ``!!python`` tag (refused: it runs code), a top level that is not a mapping,
+            or an include cycle.
+    """
+    path = Path(path)
+    origin = f" (included from {included_from})" if included_from else ""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}{origin} includes itself")
+    if not path.is_file():
+        raise ConfigError(f"configuration file {path}{origin} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.constructor.ConstructorError as exc:
+        tag = (exc.problem or "an unknown tag").split("tag ")[-1].strip("'").replace("tag:yaml.org,2002:", "!!")
+        raise ConfigError(f"refusing to load {path}{origin}: it uses the YAML tag {tag}, which would run "
+                          "code (a configuration holds plain values only)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}{origin} is not valid YAML ({_yaml_problem(exc)})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read configuration file {path}{origin} ({exc})") from None
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}{origin} is not a mapping of keys to values")
+    includes = data.get("$include", [])
+    if not isinstance(includes, list):
+        raise ConfigError(f"{path}{origin}: $include must be a list of files")
+    for include in includes:
+        check_yml(include, path, (*seen, path.resolve()))
+
+
+def _yaml_problem(exc: Exception) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or type(exc).__name__
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
+
+
+def _loaded_file(argv: Sequence[str]) -> str:
+    """The value of ``--args.load`` on the command line ('' when absent)."""
+    for i, arg in enumerate(argv):
+        if arg == "--args.load" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--args.load="):
+            return arg.split("=", 1)[1]
+    return ""
+
+
+def _closest(key: str, known: set[str], prefix: str = "") -> str:
+    """``"; did you mean 'X'?"`` for the closest known key, or ''."""
+    match = difflib.get_close_matches(key, sorted(known - ARGBIND_KEYS), n=1, cutoff=0.6)
+    return f"; did you mean {prefix}{match[0]}?" if match else ""

@@ -1,0 +1,52 @@
+"""Figures reproduce only in the environment they were measured in: every checkpoint records the
+thread count and the torch and numpy versions it was trained with (each change of them on a
+resume), evaluations copy that into ``summary.json`` with their own, and reports show it."""
+import numpy as np
+import pytest
+import torch
+
+from dac_diveq.report.eval_io import new_summary
+from dac_diveq.report.markdown import training_threads
+from dac_diveq.training import checkpoint
+from tests.training.test_loop import ToyTrainer, _config
+
+
+@pytest.fixture
+def threads():
+    """Set torch's thread count for a test, then restore it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def _environments(run):
+    return torch.load(run / "latest" / "trainer.pth", weights_only=True)["environment"]
+
+
+def test_checkpoints_record_every_environment_the_run_trained_in(tmp_path, threads):
+    threads(1)
+    ToyTrainer(_config(tmp_path)).run(until=4)
+    versions = {"torch": str(torch.__version__), "numpy": str(np.__version__)}
+    assert _environments(tmp_path) == [{"step": 0, "threads": 1, **versions}]
+    threads(2)
+    resumed = ToyTrainer(_config(tmp_path))
+    assert resumed.resume()
+    resumed.run()
+    assert _environments(tmp_path) == [{"step": 0, "threads": 1, **versions}, {"step": 4, "threads": 2, **versions}]
+
+
+def test_evaluation_summaries_carry_the_training_and_their_own_environment(tmp_path, threads):
+    threads(1)
+    ToyTrainer(_config(tmp_path, num_iters=2)).run()
+    summary = new_summary("speech", tmp_path / "latest" / "line" / "weights.pth", "sgd", {}, "cpu")
+    assert summary["threads"] == 1 and summary["numpy"] == np.__version__ and summary["torch"] == torch.__version__
+    assert summary["training"] == _environments(tmp_path) and summary["seed"] is None  # the toy records no config
+    assert training_threads(summary) == "1"
+    mixed = {"training": [{"step": 0, "threads": 1}, {"step": 400, "threads": 2}]}
+    assert training_threads(mixed) == "1 from step 0, 2 from step 400"
+    assert training_threads({"training": None}) == "n/a"
+
+
+def test_environment_is_plain_data():
+    env = checkpoint.environment()
+    assert type(env["torch"]) is str and type(env["numpy"]) is str and type(env["threads"]) is int

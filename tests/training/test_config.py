@@ -1,0 +1,41 @@
+"""The scripts' configuration layer: list/dict values on the command line."""
+import pytest
+
+from dac_diveq.training.config import ConfigError, container_values
+from tests.conftest import run_python
+
+KEYS = {"save_iters", "AdamW.betas", "lambdas", "train/build_dataset.folders"}
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--save_iters", "[500, 1000]"], [500, 1000]),
+    (["--save_iters", "500", "1000"], [500, 1000]),
+    (["--save_iters", "500 1000"], [500, 1000]),
+    (["--save_iters", "[]"], []),
+    (["--AdamW.betas", "0.9,0.999"], [0.9, 0.999]),
+    (["--lambdas", "{mel/loss: 15, waveform/loss: 1}"], {"mel/loss": 15, "waveform/loss": 1}),
+])
+def test_container_values_parse_lists_and_mappings(argv, expected):
+    rest, values = container_values(["--seed", "1", *argv, "--num_iters", "3"], KEYS)
+    assert rest == ["--seed", "1", "--num_iters", "3"]
+    assert list(values.values()) == [expected]
+
+
+def test_container_value_errors_are_one_line():
+    with pytest.raises(ConfigError, match="--save_iters needs a value"):
+        container_values(["--save_iters", "--seed", "1"], KEYS)
+    with pytest.raises(ConfigError, match="is not a list or mapping"):
+        container_values(["--lambdas", "{a: [}"], KEYS)
+
+
+@pytest.mark.slow  # launches the script
+def test_train_script_reads_list_options_from_the_command_line(tmp_path):
+    """--save_iters "[2]" on the command line keeps the milestone (it used to be a list of characters)."""
+    code = ("import sys, runpy; sys.argv = ['train.py', '--args.load', 'conf/quickstart/diveq.yml', "
+            "'--save_iters', '[500, 1000]', '--val_idx', '0', '3', '--DiVeQDAC.encoder_rates', '[2, 4, 8, 8]']; "
+            "runpy.run_path('scripts/train.py', run_name='bound'); "
+            "from dac_diveq.training import config; a = config.parse_args(); "
+            "print(a['save_iters'], a['val_idx'], a['DiVeQDAC.encoder_rates'])")
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "[500, 1000] [0, 3] [2, 4, 8, 8]"
