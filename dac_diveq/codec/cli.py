@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -26,6 +28,7 @@ from .codec_io import (
     method_mismatch,
     file_kind,
     find_files,
+    has_packed_codes,
     load_dac,
     load_model,
     one_line,
@@ -81,14 +84,28 @@ def _model(weights_path: str, device: str):
     return model.to(device)
 
 
+def _kind_of(path: Path) -> str:
+    """``"is a WAV file"``, ``"is a .dac file"``, ``"is a checkpoint (.pth)"``: for messages."""
+    suffix = path.suffix.lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return f"is a{'n' if suffix[1] in 'aeiou' else ''} {suffix[1:].upper()} file"
+    if suffix == ".dac":
+        return "is a .dac file"
+    if suffix in (".pth", ".pt", ".ckpt"):
+        return f"is a checkpoint ({suffix})"
+    return f"is not a {', '.join(AUDIO_EXTENSIONS + ('.dac',))} file"
+
+
 def _note(path: Path, reason: str) -> None:
     from tqdm import tqdm
 
     tqdm.write(f"note: {path}: {reason}", file=sys.stderr)
 
 
-def _inputs(input: str, extensions: tuple[str, ...]) -> tuple[Path, list[Path]]:
+def _inputs(input: str, extensions: tuple[str, ...], command: str = "", takes: str = "") -> tuple[Path, list[Path]]:
     root = Path(input)
+    if root.is_file() and root.suffix.lower() not in extensions:
+        raise UsageError(input, f"{_kind_of(root)}; `{command}` takes {takes}")
     if root.is_dir():
         files = find_files(root, extensions, on_skip=_note)
         if not files:
@@ -101,43 +118,94 @@ def _inputs(input: str, extensions: tuple[str, ...]) -> tuple[Path, list[Path]]:
     return root, [root]
 
 
-def _run(root: Path, files: list[Path], output: str, suffix: str, verb: str, verbose: bool,
-         process: Callable[[Path, Path], None]) -> int:
-    """Apply ``process(src, dst)`` to every file; report failures; the exit status."""
+@dataclass
+class Done:
+    """What processing one file produced: seconds of audio and bytes written."""
+
+    seconds: float
+    size: int
+
+
+def _human_size(size: int) -> str:
+    for unit in ("bytes", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{size}"
+
+
+def summary_line(verb: str, done: list[Done], wall: float, skipped: int, failed: int) -> str:
+    """``encoded 3 files, 21.4 s of audio in 4.2 s (real-time factor 0.20); wrote 28.1 kB = 10.5 kbps``.
+
+    The real-time factor is processing time over audio duration (below 1: faster than real time);
+    the bitrate is what the written files hold per second of audio.
+    """
+    seconds = sum(d.seconds for d in done)
+    size = sum(d.size for d in done)
+    text = f"{verb} {len(done)} file{'s' if len(done) != 1 else ''}"
+    if done and seconds > 0:
+        text += (f", {seconds:.1f} s of audio in {wall:.1f} s (real-time factor {wall / seconds:.2f}); "
+                 f"wrote {_human_size(size)} = {size * 8 / seconds / 1000:.1f} kbps")
+    if skipped:
+        text += f"; skipped {skipped} existing (--overwrite replaces them)"
+    if failed:
+        text += f"; {failed} failed"
+    return text
+
+
+def _run(root: Path, files: list[Path], output: str, suffix: str, verb: str, verbose: bool, overwrite: bool,
+         process: Callable[[Path, Path], Done]) -> int:
+    """Apply ``process(src, dst)`` to every file; report failures and a summary; the exit status.
+
+    An output that exists already is kept (and counted) unless ``overwrite``.
+    """
     from tqdm import tqdm
 
     out_root = Path(output)
-    done, failed, claimed = 0, 0, {}
-    for src in tqdm(files, desc=f"{verb[:-2].capitalize()}ing files", disable=None if not verbose else False,
-                    file=sys.stderr):
+    done: list[Done] = []
+    skipped, failed, claimed = 0, 0, {}
+    tic = time.perf_counter()
+    # A bar with --verbose; else for a folder on a terminal only (tqdm's None), never for one file.
+    disable = False if verbose else (None if len(files) > 1 else True)
+    for src in tqdm(files, desc=f"{verb[:-1].capitalize()}ing", unit="file", disable=disable, file=sys.stderr):
         rel = src.relative_to(root) if root.is_dir() else Path(src.name)
         dst = out_root / rel.with_suffix(suffix)
         try:
             if dst in claimed:
                 raise InputError(f"{dst} is already written from {claimed[dst]}")
             claimed[dst] = src
-            process(src, dst)
-            done += 1
+            if dst.exists() and not overwrite:
+                skipped += 1
+                continue
+            done.append(process(src, dst))
         except InputError as exc:
             _error(f"{src}: {exc}")
             failed += 1
         except Exception as exc:  # noqa: BLE001  (one bad file must not stop a folder run)
             _error(f"{src}: {one_line(exc)}")
             failed += 1
-    if root.is_dir():
-        print(f"{done} {verb}, {failed} failed", file=sys.stderr)
+    print(summary_line(verb, done, time.perf_counter() - tic, skipped, failed), file=sys.stderr)
     return EXIT_FAILED if failed else 0
 
 
+#: Files longer than this show a progress bar over their windows on a terminal.
+LONG_FILE_SECONDS = 60.0
+
+
 def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: Optional[int] = None,
-           device: str = "auto", win_duration: float = 5.0, verbose: bool = False) -> int:
-    """Encode an audio file, or every audio file under a folder, to ``.dac`` files."""
+           device: str = "auto", win_duration: float = 5.0, verbose: bool = False, overwrite: bool = False,
+           packed: bool = False) -> int:
+    """Encode an audio file, or every audio file under a folder, to ``.dac`` files.
+
+    ``packed`` stores codes in ``ceil(log2 K)`` bits (the codec's bitrate) instead of DAC's 16-bit
+    integers; only this package reads such files.
+    """
     import torch
     from audiotools import AudioSignal
 
     if not (win_duration > 0 and math.isfinite(win_duration)):
         raise UsageError("--win_duration", f"must be a positive number of seconds, got {win_duration}")
-    root, files = _inputs(input, AUDIO_EXTENSIONS)
+    root, files = _inputs(input, AUDIO_EXTENSIONS, "encode", f"audio files ({', '.join(AUDIO_EXTENSIONS)})")
     model = _model(weights_path, device)
     if n_quantizers is not None and not 1 <= n_quantizers <= model.n_codebooks:
         raise UsageError("--n_quantizers", f"must be between 1 and {model.n_codebooks} for this model")
@@ -145,24 +213,27 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
     if model.get_output_length(window) <= 0:
         raise UsageError("--win_duration", f"{win_duration} s is shorter than the model's receptive field")
 
-    def process(src: Path, dst: Path) -> None:
+    def process(src: Path, dst: Path) -> Done:
         audio, sample_rate = read_audio(src)
         check_channels(audio)
         if audio.shape[1] * model.sample_rate // sample_rate == 0:
             raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
+        seconds = audio.shape[1] / sample_rate
         signal = AudioSignal(torch.from_numpy(audio)[None], sample_rate)
+        chunks = verbose or (sys.stderr.isatty() and seconds > LONG_FILE_SECONDS)
         try:
             with torch.inference_mode():
-                artifact = model.compress(signal, win_duration, verbose=verbose, n_quantizers=n_quantizers)
+                artifact = model.compress(signal, win_duration, verbose=chunks, n_quantizers=n_quantizers)
         finally:
             model.padding = True  # compress switches padding off for chunks; keep the next file safe
-        save_dac(artifact, dst, model)
+        save_dac(artifact, dst, model, packed=packed)
+        return Done(seconds, dst.stat().st_size)
 
-    return _run(root, files, output, ".dac", "encoded", verbose, process)
+    return _run(root, files, output, ".dac", "encoded", verbose, overwrite, process)
 
 
 def decode(input: str, output: str = "", weights_path: str = "", device: str = "auto",
-           verbose: bool = False, strict: bool = False) -> int:
+           verbose: bool = False, strict: bool = False, overwrite: bool = False) -> int:
     """Decode a ``.dac`` file, or every ``.dac`` file under a folder, to wav files.
 
     A file whose recorded quantizer method differs from the weights' (same shapes, so it would
@@ -170,10 +241,10 @@ def decode(input: str, output: str = "", weights_path: str = "", device: str = "
     """
     import torch
 
-    root, files = _inputs(input, (".dac",))
+    root, files = _inputs(input, (".dac",), "decode", ".dac files (encode the audio first)")
     model = _model(weights_path, device)
 
-    def process(src: Path, dst: Path) -> None:
+    def process(src: Path, dst: Path) -> Done:
         artifact, extra = load_dac(src)
         check_dac_matches(artifact, extra, model)
         other = method_mismatch(extra, model)
@@ -181,12 +252,15 @@ def decode(input: str, output: str = "", weights_path: str = "", device: str = "
             raise InputError(other + " (refused: --strict)")
         if other:
             _warn(f"{src}: {other}")
+        seconds = artifact.original_length / artifact.sample_rate
+        chunks = verbose or (sys.stderr.isatty() and seconds > LONG_FILE_SECONDS)
         with torch.inference_mode():
-            signal = model.decompress(artifact, verbose=verbose)
+            signal = model.decompress(artifact, verbose=chunks)
         audio = signal.audio_data.reshape(-1, signal.signal_length).float().cpu().numpy()
         write_wav(dst, audio, signal.sample_rate)
+        return Done(seconds, dst.stat().st_size)
 
-    return _run(root, files, output, ".wav", "decoded", verbose, process)
+    return _run(root, files, output, ".wav", "decoded", verbose, overwrite, process)
 
 
 def _num(value: float) -> str:
@@ -247,8 +321,14 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
             f"{f' x {artifact.channels} channels' if artifact.channels > 1 else ''}); "
             f"{_num(actual / 1000)} kbps of codes in this file",
         ]
-    lines.append(f"file size: {path.stat().st_size:,} bytes")
+    size = path.stat().st_size
+    stored = "packed to their bits" if has_packed_codes(path) else "as DAC's 16-bit integers"
+    lines.append(f"file size: {size:,} bytes = {_num(size * 8 / duration / 1000)} kbps of file "
+                 f"(codes stored {stored}, plus metadata)")
     return lines
+
+
+
 
 
 def info(path: str, weights_path: str = "") -> int:
@@ -256,6 +336,9 @@ def info(path: str, weights_path: str = "") -> int:
     target = Path(path)
     if not target.exists():
         raise UsageError(path, "no such file or directory")
+    if target.is_file() and target.suffix.lower() in AUDIO_EXTENSIONS:
+        raise UsageError(path, f"{_kind_of(target)}; `info` takes weights (a .pth file or training folder) "
+                               "or a .dac file")
     try:
         if target.suffix.lower() == ".dac":
             lines = _describe_dac(target, weights_path)
@@ -316,13 +399,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--weights_path", required=True,
                          help="DiVeQDAC weights (DiVeQDAC.save(path, package=False)) or a training folder")
         sub.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available; default)")
-        sub.add_argument("--verbose", action="store_true", help="progress bars for files and chunks")
+        sub.add_argument("--verbose", action="store_true", help="progress bars for files and chunks, also when not "
+                                                                 "on a terminal (on one: for folders and long files)")
+        sub.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them, "
+                                                                   "count them as skipped)")
 
     enc = commands.add_parser("encode", help="audio -> .dac")
     common(enc, f"audio ({', '.join(AUDIO_EXTENSIONS)})")
     enc.add_argument("--n_quantizers", type=int, default=None, help="codebooks to use (default: all)")
     enc.add_argument("--win_duration", type=float, default=5.0,
                      help="longer files are encoded in windows of this many seconds (default 5)")
+    enc.add_argument("--packed", action="store_true",
+                     help="store codes in log2(codebook size) bits (10 for 1024 words) instead of DAC's 16-bit "
+                          "integers: files of the codec's bitrate, read by this package only")
     dec = commands.add_parser("decode", help=".dac -> wav at the original sample rate and length")
     common(dec, ".dac")
     dec.add_argument("--strict", action="store_true",

@@ -21,6 +21,7 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
+from .bitpack import bits_per_code, pack_codes, unpack_codes
 from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -198,11 +199,25 @@ def model_description(model) -> dict:
 # ----------------------------------------------------------------------------- .dac files
 
 
-def save_dac(artifact: DACFile, path: Path, model=None) -> None:
+def save_dac(artifact: DACFile, path: Path, model=None, packed: bool = False) -> None:
     """``artifact`` in DAC's ``.dac`` format (readable by ``dac.DACFile.load``), written atomically,
-    with the model's sample rate, hop length and codebooks alongside when ``model`` is given."""
+    with the model's sample rate, hop length and codebooks alongside when ``model`` is given.
+
+    With ``packed`` (needs ``model``) the codes are stored in ``ceil(log2 K)`` bits each
+    (:mod:`.bitpack`) instead of DAC's 16-bit integers: the file then holds the bitrate the codec
+    is named for, and only this package (not ``python -m dac``) reads it.
+    """
+    codes = artifact.codes.cpu().numpy()
+    if packed:
+        if model is None:
+            raise ValueError("packed codes need the model (its codebook size)")
+        bits = bits_per_code(int(model.codebook_size))
+        stored = {"packed_codes": pack_codes(codes, bits), "codes_shape": np.asarray(codes.shape, dtype=np.int64),
+                  "bits_per_code": bits}
+    else:
+        stored = {"codes": codes.astype(np.uint16)}
     artifacts = {
-        "codes": artifact.codes.cpu().numpy().astype(np.uint16),
+        **stored,
         "metadata": {
             "input_db": np.asarray(artifact.input_db.cpu() if torch.is_tensor(artifact.input_db)
                                    else artifact.input_db, dtype=np.float32),
@@ -264,6 +279,11 @@ def _read_artifacts(path: Path) -> dict:
     return value
 
 
+def has_packed_codes(path: Path) -> bool:
+    """Whether a ``.dac`` file stores its codes bit-packed (``save_dac(..., packed=True)``)."""
+    return "packed_codes" in _read_artifacts(path)
+
+
 def _integer(metadata: dict, key: str, minimum: int) -> int:
     value = metadata.get(key)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)) \
@@ -281,6 +301,8 @@ def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
         raise InputError("is a directory, not a .dac file")
     artifacts = _read_artifacts(path)
     metadata, codes = artifacts.get("metadata"), artifacts.get("codes")
+    if codes is None and "packed_codes" in artifacts:
+        codes = _unpacked_codes(artifacts)
     if not isinstance(metadata, dict) or not isinstance(codes, np.ndarray):
         raise InputError("not a valid .dac file (no codes or metadata)")
     if metadata.get("dac_version") not in SUPPORTED_VERSIONS:
@@ -317,6 +339,19 @@ def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
                        channels=channels, sample_rate=sample_rate, padding=bool(padding),
                        dac_version=metadata["dac_version"])
     return dac_file, extra
+
+
+def _unpacked_codes(artifacts: dict) -> np.ndarray:
+    """The codes of a file written with ``packed=True``, checked before anything is allocated."""
+    packed, shape, bits = artifacts.get("packed_codes"), artifacts.get("codes_shape"), artifacts.get("bits_per_code")
+    if not (isinstance(packed, np.ndarray) and packed.dtype == np.uint8 and isinstance(shape, np.ndarray)
+            and shape.shape == (3,) and shape.dtype.kind in "ui" and (shape > 0).all()
+            and isinstance(bits, (numbers.Integral, np.integer)) and 1 <= int(bits) <= 16):
+        raise InputError("not a valid .dac file (packed codes without their shape or width)")
+    count = int(np.prod(shape.astype(np.int64)))
+    if count * int(bits) > packed.size * 8:  # also what keeps a forged shape from allocating much
+        raise InputError(f"not a valid .dac file ({packed.size} bytes of packed codes for shape {tuple(shape)})")
+    return unpack_codes(packed, tuple(int(n) for n in shape), int(bits))
 
 
 def method_mismatch(extra: Optional[dict], model) -> str:

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
-import torch
 from dac.model.dac import DAC
 from dac.model.discriminator import Discriminator
 
+from ..training import checkpoint
 from .layouts import layout_of
 from .model import DiVeQDAC, dac_architecture
 from .register import from_dac
@@ -69,11 +69,10 @@ def _read(path: str | os.PathLike, what: str) -> dict:
     if not path.is_file():
         option = "--load_weights" if what == "generator" else "--load_discriminator"
         raise FinetuneError(f"{option} {path}: no such file")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupt, not a torch file, or objects weights_only refuses
-        reason = " ".join(str(exc).split())[:200]
-        raise FinetuneError(f"{path}: cannot read it as a DAC {what} weights file ({reason})") from None
+    try:  # tensors only; a torch.package archive or a pickle that imports code is refused unread
+        blob = checkpoint.load_file(path)
+    except checkpoint.CheckpointError as exc:
+        raise FinetuneError(f"{path}: cannot read it as a DAC {what} weights file ({exc.reason})") from None
     kwargs = blob.get("metadata", {}).get("kwargs") if isinstance(blob, dict) else None
     if not isinstance(blob, dict) or not isinstance(blob.get("state_dict"), dict) or not isinstance(kwargs, dict):
         raise FinetuneError(f"{path}: not a DAC {what} weights file (no state_dict and metadata kwargs; "

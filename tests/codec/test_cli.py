@@ -43,11 +43,16 @@ def run_cli(*args):
     return run_python(["-m", "dac_diveq", *args], timeout=120)
 
 
-def cli(capsys, *args):
-    """``main`` in process: (exit status, stdout, stderr lines)."""
+SUMMARY = re.compile(r"^(en|de)coded \d+ files?\b")
+
+
+def cli(capsys, *args, summary=False):
+    """``main`` in process: (exit status, stdout, stderr lines). encode/decode end with a summary
+    line (:func:`test_summary_line_and_overwrite_policy` checks it), left out unless ``summary``."""
     status = main([str(a) for a in args])
     out, err = capsys.readouterr()
-    return status, out, [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip()]
+    return status, out, lines if summary else [line for line in lines if not SUMMARY.match(line)]
 
 
 def load_codes(path):
@@ -73,7 +78,7 @@ def test_folder_round_trip_mirrors_tree_and_keeps_length_and_rate(tmp_path, weig
     enc = run_cli("encode", src, "--output", tmp_path / "codes", "--weights_path", weights,
                   "--win_duration", 2.0, "--device", "cpu")
     assert enc.returncode == 0, enc.stderr
-    assert "5 encoded, 0 failed" in enc.stderr and "Traceback" not in enc.stderr
+    assert "encoded 5 files, " in enc.stderr and "failed" not in enc.stderr and "Traceback" not in enc.stderr
     assert [p.relative_to(tmp_path / "codes").as_posix() for p in files_under(tmp_path / "codes")] == sorted(
         str(Path(k).with_suffix(".dac")) for k in inputs)
     short, long = load_codes(tmp_path / "codes" / "short.dac"), load_codes(tmp_path / "codes" / "a" / "long.dac")
@@ -85,7 +90,7 @@ def test_folder_round_trip_mirrors_tree_and_keeps_length_and_rate(tmp_path, weig
 
     dec = run_cli("decode", tmp_path / "codes", "--output", tmp_path / "wav", "--weights_path", weights)
     assert dec.returncode == 0, dec.stderr
-    assert "5 decoded, 0 failed" in dec.stderr
+    assert "decoded 5 files, " in dec.stderr and "failed" not in dec.stderr
     for rel, original in inputs.items():
         info, out = sf.info(str(original)), sf.info(str(tmp_path / "wav" / Path(rel).with_suffix(".wav")))
         assert (out.samplerate, out.frames, out.channels) == (info.samplerate, info.frames, info.channels), rel
@@ -278,9 +283,70 @@ def test_folder_with_a_bad_file_encodes_the_others_and_fails_at_the_end(tmp_path
     write(src / "sub" / "two.flac", 1.2, seed=1)
     (src / "sub" / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     (src / "notes.txt").write_text("ignored")
-    status, _, err = cli(capsys, "encode", src, "--output", tmp_path / "out", "--weights_path", weights)
-    assert status == 1
-    assert err == [f"error: {src / 'sub' / 'bad.wav'}: " + err[0].split(": ", 2)[2], "2 encoded, 1 failed"]
+    status, _, err = cli(capsys, "encode", src, "--output", tmp_path / "out", "--weights_path", weights, summary=True)
+    assert status == 1 and len(err) == 2
+    assert err[0].startswith(f"error: {src / 'sub' / 'bad.wav'}: ")
+    assert err[1].startswith("encoded 2 files, 2.0 s of audio in ") and err[1].endswith("; 1 failed")
     assert "cannot read audio" in err[0]
     assert [p.relative_to(tmp_path / "out").as_posix() for p in files_under(tmp_path / "out")] == [
         "one.dac", "sub/two.dac"]
+
+
+def test_summary_line_and_overwrite_policy(tmp_path, weights, capsys):
+    """Every run ends with files, audio duration, real-time factor, bytes and the effective bitrate;
+    existing outputs are kept (and counted) unless --overwrite."""
+    src = tmp_path / "in"
+    write(src / "a.wav", 1.0)
+    write(src / "b.wav", 1.0, seed=1)
+    args = ("encode", src, "--output", tmp_path / "out", "--weights_path", weights)
+    status, _, err = cli(capsys, *args, summary=True)
+    size = sum(p.stat().st_size for p in files_under(tmp_path / "out"))
+    match = re.fullmatch(r"encoded 2 files, 2\.0 s of audio in [\d.]+ s \(real-time factor [\d.]+\); "
+                         r"wrote ([\d.]+) kB = ([\d.]+) kbps", err[-1])
+    assert status == 0 and match, err
+    assert float(match.group(1)) == pytest.approx(size / 1000, abs=0.05)
+    assert float(match.group(2)) == pytest.approx(size * 8 / 2.0 / 1000, abs=0.05)
+    first = (tmp_path / "out" / "a.dac").stat().st_mtime_ns
+    status, _, err = cli(capsys, *args, summary=True)
+    assert status == 0 and err[-1] == "encoded 0 files; skipped 2 existing (--overwrite replaces them)"
+    assert (tmp_path / "out" / "a.dac").stat().st_mtime_ns == first
+    status, _, err = cli(capsys, *args, "--overwrite", summary=True)
+    assert status == 0 and err[-1].startswith("encoded 2 files, ")
+    status, _, err = cli(capsys, "decode", tmp_path / "out", "--output", tmp_path / "wav", "--weights_path", weights,
+                         summary=True)
+    assert status == 0 and err[-1].startswith("decoded 2 files, 2.0 s of audio in ")
+
+
+def test_packed_codes_are_the_codecs_bitrate_and_decode_the_same(tmp_path, weights, capsys):
+    """--packed stores 6 bits per code for a 64-word codebook (DAC's format: 16); the codes and the
+    decoded audio are those of the unpacked file, and DAC's own files still decode."""
+    from dac_diveq.codec.codec_io import has_packed_codes, load_dac
+
+    wav = write(tmp_path / "x.wav", 2.0)
+    for name, extra in (("plain", ()), ("packed", ("--packed",))):
+        assert cli(capsys, "encode", wav, "--output", tmp_path / name, "--weights_path", weights, *extra)[0] == 0
+        assert cli(capsys, "decode", tmp_path / name / "x.dac", "--output", tmp_path / f"{name}_wav",
+                   "--weights_path", weights)[0] == 0
+    plain, packed = tmp_path / "plain" / "x.dac", tmp_path / "packed" / "x.dac"
+    assert has_packed_codes(packed) and not has_packed_codes(plain)
+    assert torch.equal(load_dac(plain)[0].codes, load_dac(packed)[0].codes)
+    codes = load_dac(plain)[0].codes
+    assert load_codes(packed)["packed_codes"].size == -(-codes.numel() * 6 // 8)  # 6 bits per code
+    assert packed.stat().st_size < plain.stat().st_size
+    assert np.array_equal(sf.read(tmp_path / "plain_wav" / "x.wav")[0], sf.read(tmp_path / "packed_wav" / "x.wav")[0])
+    status, out, _ = cli(capsys, "info", packed)
+    assert status == 0 and "codes stored packed to their bits" in out
+    assert dac.DACFile.load(plain).codes.shape == codes.shape  # the default stays DAC's format
+
+
+@pytest.mark.parametrize("command, target, needle", [
+    ("info", "x.wav", "is a WAV file; `info` takes weights (a .pth file or training folder) or a .dac file"),
+    ("decode", "x.wav", "is a WAV file; `decode` takes .dac files (encode the audio first)"),
+    ("encode", "x.dac", "is a .dac file; `encode` takes audio files (.wav, .flac, .mp3, .ogg)"),
+])
+def test_a_file_of_the_wrong_kind_is_named_in_one_line(tmp_path, weights, capsys, command, target, needle):
+    wav = write(tmp_path / "x.wav")
+    assert cli(capsys, "encode", wav, "--output", tmp_path, "--weights_path", weights)[0] == 0
+    args = [command, tmp_path / target] + ([] if command == "info" else ["--weights_path", weights])
+    status, out, err = cli(capsys, *args)
+    assert status != 0 and not out and err == [f"error: {tmp_path / target}: {needle}"]

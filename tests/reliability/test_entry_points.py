@@ -75,7 +75,7 @@ def test_train_resume_refuses_a_crafted_file(speech, codec_run, tmp_path, marker
     ("payload", "would import posix.system"),
     ("truncated", "truncated, or not a PyTorch checkpoint"),
     ("random", "not a PyTorch checkpoint"),
-    ("foreign", "is not a DAC weights file of a matching configuration"),
+    ("foreign", "is a DiVeQDAC checkpoint, not a stock DAC one"),
 ])
 def test_load_weights_refuses_what_is_not_a_stock_dac_file(speech, tmp_path, marker, case, needle):
     path = tmp_path / "stock.pth"
