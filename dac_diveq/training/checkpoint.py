@@ -217,6 +217,11 @@ class _RecordingWriter:
     def __init__(self, handle: Any) -> None:
         self.handle, self.error = handle, None
 
+    @property
+    def name(self) -> str:
+        """The file's path, as a file object names it."""
+        return self.handle.name
+
     def write(self, data: Any) -> int:
         try:
             return self.handle.write(data)
