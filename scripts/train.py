@@ -142,6 +142,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             scheduler_d = ExponentialLR(optimizer_d)
         gan_loss = dac_losses.GANLoss(discriminator)
     sample_rate = unwrap(generator).sample_rate
+    if rank == 0:  # a run folder that cannot be written is named before the data is looked at
+        checkpoint.prepare_run_folder(save_path)
     with argbind.scope(args, "train"):
         train_data = build_dataset(sample_rate)
     with argbind.scope(args, "val"):
