@@ -80,9 +80,14 @@ def run_python(args: Sequence[object], env: Optional[dict] = None, timeout: floa
 
 
 def load_script(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` as a module (scripts are not a package), to call its ``main`` in-process."""
+    """Import ``scripts/<name>.py`` as a module (scripts are not a package), to call its ``main`` in-process.
+
+    The module is registered in ``sys.modules`` under ``scripts_<name>``: dataclasses a script defines look
+    their module up there.
+    """
     spec = importlib.util.spec_from_file_location(f"scripts_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -1,20 +1,9 @@
 """scripts/bench_codec.py's plumbing (the benchmark itself needs a quiet machine and long files)."""
-import importlib.util
-import sys
-
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import ROOT, run_python
-
-
-def _bench():
-    spec = importlib.util.spec_from_file_location("bench_codec", ROOT / "scripts" / "bench_codec.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script, run_python
 
 
 def test_models_audio_ratios_and_table(tmp_path):
@@ -22,7 +11,7 @@ def test_models_audio_ratios_and_table(tmp_path):
 
     from dac_diveq.codec.codec_io import load_model
 
-    bench = _bench()
+    bench = load_script("bench_codec")
     stock_path, ours_path, sample_rate = bench.make_models("24khz", True, tmp_path)
     stock, ours = dac.model.DAC.load(str(stock_path)), load_model(ours_path)
     assert sample_rate == 24000 and stock.n_codebooks == ours.n_codebooks == 32 and ours.method == "diveq"

@@ -1,18 +1,6 @@
 """scripts/gpu_check.py: one line and status 0 without CUDA; its checks' plumbing at smoke sizes on the CPU
 (the full check needs a GPU: `make gpu-check`)."""
-import importlib.util
-import sys
-
-from tests.conftest import ROOT, run_python
-
-
-def _gpu_check():
-    """The script as a module (registered: its dataclasses look their module up)."""
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.conftest import load_script, run_python
 
 
 def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
@@ -25,7 +13,7 @@ def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
 
 
 def test_the_stage_check_and_summary_table_at_smoke_sizes():
-    check = _gpu_check()
+    check = load_script("gpu_check")
     settings = check.smoke_settings()
     detail = check.stage_check(settings)
     assert detail.startswith("9 methods finite") and "sf_diveq_detach" in detail
