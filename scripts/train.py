@@ -21,9 +21,10 @@ from dac_diveq.codec.finetune import start_from as finetune_start
 from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
-from dac_diveq.training import checkpoint, config
+from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
-from dac_diveq.training.loop import TrainingInterrupted, resolve_amp, with_resume_value
+from dac_diveq.training.entry import run_training
+from dac_diveq.training.loop import resolve_amp
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -157,27 +158,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
 
 def main() -> int:
-    sys.argv = with_resume_value(sys.argv)
-    try:
-        args = config.parse_args()
-    except config.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with argbind.scope(args):
-        try:
-            train(args)
-        except (loaders.DataError, checkpoint.CheckpointError, ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except TrainingInterrupted as exc:
-            print(f"interrupted ({exc.signal_name}) after step {exc.step}: saved {exc.path}; "
-                  "continue with --resume true", file=sys.stderr)
-            return 130
-        except KeyboardInterrupt:
-            print("interrupted without saving (second Ctrl-C); the last saved checkpoint, if any, is in "
-                  "latest/: continue with --resume true", file=sys.stderr)
-            return 130
-    return 0
+    return run_training(train, (loaders.DataError,))
 
 
 if __name__ == "__main__":

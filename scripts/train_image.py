@@ -20,9 +20,8 @@ from dac_diveq.image.io import load_stage1
 from dac_diveq.image.prior import PriorConfig, PriorTrainer
 from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, AutoencoderTrainer
 from dac_diveq.metrics import image as image_metrics
-from dac_diveq.training import checkpoint, config
 from dac_diveq.training.distributed import distributed_context, wrap
-from dac_diveq.training.loop import TrainingInterrupted, with_resume_value
+from dac_diveq.training.entry import run_training
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -146,28 +145,8 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
 
 
 def main() -> int:
-    sys.argv = with_resume_value(sys.argv)
-    try:
-        args = config.parse_args()
-    except config.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    with argbind.scope(args):
-        try:
-            train(args)
-        except (image_data.ImageDataError, checkpoint.CheckpointError, image_metrics.WeightsNotFoundError,
-                image_metrics.WeightsFormatError, ValueError, FileNotFoundError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        except TrainingInterrupted as exc:
-            print(f"interrupted ({exc.signal_name}) after step {exc.step}: saved {exc.path}; "
-                  "continue with --resume true", file=sys.stderr)
-            return 130
-        except KeyboardInterrupt:
-            print("interrupted without saving (second Ctrl-C); the last saved checkpoint, if any, is in "
-                  "latest/: continue with --resume true", file=sys.stderr)
-            return 130
-    return 0
+    return run_training(train, (image_data.ImageDataError, image_metrics.WeightsNotFoundError,
+                                image_metrics.WeightsFormatError))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
     """
     import argbind
 
-    argv = normalise_flags(list(sys.argv[1:] if argv is None else argv), argbind.build_parser())
+    argv = with_resume_value(list(sys.argv[1:] if argv is None else argv))
+    argv = normalise_flags(argv, argbind.build_parser())
     argv, containers = container_values(argv, container_keys())
     conf = _loaded_file(argv)
     if conf:
@@ -122,6 +123,16 @@ def container_values(argv: Sequence[str], keys: set[str]) -> tuple[list[str], di
         values[key] = value
         i = j
     return rest, values
+
+
+def with_resume_value(argv: Sequence[str]) -> list[str]:
+    """``argv`` with a bare ``--resume`` (no value follows) read as ``--resume true``, as it meant
+    when the option was a flag."""
+    out = list(argv)
+    for i in reversed(range(len(out))):
+        if out[i] == "--resume" and (i + 1 == len(out) or out[i + 1].startswith("--")):
+            out.insert(i + 1, "true")
+    return out
 
 
 def normalise_flags(argv: list[str], parser: Any) -> list[str]:

@@ -73,16 +73,6 @@ def resume_mode(value: Any) -> str:
     return mode
 
 
-def with_resume_value(argv: Sequence[str]) -> list[str]:
-    """``argv`` with a bare ``--resume`` (no value follows) read as ``--resume true``, as it meant
-    when the option was a flag."""
-    out = list(argv)
-    for i in reversed(range(len(out))):
-        if out[i] == "--resume" and (i + 1 == len(out) or out[i + 1].startswith("--")):
-            out.insert(i + 1, "true")
-    return out
-
-
 def usable_workers(requested: int) -> int:
     """Data-loading processes: ``requested``, but never more than the CPUs this process may use."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

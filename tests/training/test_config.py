@@ -1,7 +1,7 @@
 """The scripts' configuration layer: list/dict values on the command line."""
 import pytest
 
-from dac_diveq.training.config import ConfigError, container_values
+from dac_diveq.training.config import ConfigError, container_values, with_resume_value
 from tests.conftest import run_python
 
 KEYS = {"save_iters", "AdamW.betas", "lambdas", "train/build_dataset.folders"}
@@ -26,6 +26,12 @@ def test_container_value_errors_are_one_line():
         container_values(["--save_iters", "--seed", "1"], KEYS)
     with pytest.raises(ConfigError, match="is not a list or mapping"):
         container_values(["--lambdas", "{a: [}"], KEYS)
+
+
+def test_a_bare_resume_means_true():
+    """``--resume`` was a flag before it took true/false/auto: a bare one still means true."""
+    assert with_resume_value(["--resume", "--seed", "1", "--resume"]) == ["--resume", "true", "--seed", "1", "--resume", "true"]
+    assert with_resume_value(["--resume", "auto"]) == ["--resume", "auto"]
 
 
 @pytest.mark.slow  # launches the script

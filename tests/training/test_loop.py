@@ -9,7 +9,7 @@ import torch
 
 from dac_diveq.training import checkpoint
 from dac_diveq.training.loop import (LoopConfig, TrainingInterrupted, TrainLoop, clip_gradients, fixed_batches,
-                                     resume_mode, usable_workers, with_resume_value)
+                                     resume_mode, usable_workers)
 
 
 class Line(torch.nn.Module):
@@ -249,10 +249,6 @@ def test_resume_true_needs_a_checkpoint_and_auto_starts_without_one(tmp_path):
     assert [resume_mode(v) for v in (True, False, "auto", "yes", "0")] == ["true", "false", "auto", "true", "false"]
     with pytest.raises(ValueError, match="--resume must be true, false or auto"):
         resume_mode("maybe")
-    # A bare --resume (the flag it used to be) means true; a given value is kept.
-    assert with_resume_value(["t.py", "--resume", "--seed", "1", "--resume"]) == \
-        ["t.py", "--resume", "true", "--seed", "1", "--resume", "true"]
-    assert with_resume_value(["t.py", "--resume", "auto"]) == ["t.py", "--resume", "auto"]
 
 
 def test_the_start_up_summary_says_what_runs_and_where(tmp_path, capsys):
