@@ -1,6 +1,7 @@
 """Process-group set-up and DDP wrapping for the training entry points (``torchrun`` or one process)."""
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Optional
 
@@ -26,8 +27,16 @@ def distributed_context() -> tuple[int, int, torch.device]:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # Left to the interpreter's exit, gloo's worker threads are destroyed still joinable and
+        # the process aborts ("terminate called without an active exception", SIGABRT).
+        atexit.register(_destroy_process_group)
     rank = dist.get_rank() if dist.is_initialized() else 0
     return rank, world, device
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def wrap(module: Optional[torch.nn.Module], device: torch.device,
