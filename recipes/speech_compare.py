@@ -8,7 +8,8 @@ speech, and write a comparative report.
 
 The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training curves; never
 checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
-found there, so runs added in a later sitting, on another machine, join the ones committed before.
+found there, so runs added in a later sitting, on another machine, join the ones committed before;
+a variant and seed whose evaluation is kept there is not trained again.
 
 Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
 overwrite an existing report unless ``--force``.
@@ -40,6 +41,14 @@ def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path) -> Path:
             shutil.copy2(eval_dir / name, kept / name)
     return kept
 
+def repo_relative(path: Path) -> Path:
+    """``path`` relative to the repository when inside it (the report shows short paths), else itself."""
+    try:
+        return path.relative_to(ROOT)
+    except ValueError:
+        return path
+
+
 PY = sys.executable
 # Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
 SIZES = {
@@ -57,8 +66,8 @@ ABLATIONS = {
                     ("diveq_replace", "diveq", [])],
     "lookup": [("diveq_cosine", "diveq", ["--DiVeQDAC.lookup", "cosine"]),
                ("diveq_euclidean", "diveq", ["--DiVeQDAC.lookup", "euclidean"])],
-    "residual_mode": [("diveq_stagewise", "diveq", ["--DiVeQDAC.residual_mode", "stagewise"]),
-                      ("diveq_joint", "diveq", ["--DiVeQDAC.residual_mode", "joint"])],
+    "residual_mode": [(f"diveq_{mode}", "diveq", ["--DiVeQDAC.residual_mode", mode])
+                      for mode in ("stagewise", "stagewise_hard", "joint")],
 }
 
 
@@ -103,6 +112,11 @@ def main(argv=None) -> int:
     for label, method, extra in variants:
         for seed in args.seeds:
             save_path = root / label / f"seed{seed}"
+            kept = ROOT / report / "runs" / label / f"seed{seed}" / "eval"
+            if size.get("keep_runs") and (kept / "summary.json").exists():
+                # Checkpoints are not kept: a fresh machine would otherwise train it again.
+                print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept)}", flush=True)
+                continue
             conf = f"{size['conf']}/{METHOD_CONF[method]}.yml"
             if finished(ROOT / save_path, num_iters):
                 print(f"skip training {save_path}: finished", flush=True)
@@ -125,8 +139,8 @@ def main(argv=None) -> int:
         if reference is not None:
             keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / "eval")
         # Every run kept so far, from this sitting and earlier ones.
-        eval_dirs = sorted(p.parent.relative_to(ROOT) for p in (ROOT / report / "runs").glob("*/*/summary.json"))
-        eval_dirs += sorted(p.parent.relative_to(ROOT) for p in (ROOT / report / "runs").glob("*/*/*/summary.json"))
+        eval_dirs = sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/summary.json"))
+        eval_dirs += sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/*/summary.json"))
         eval_dirs, reference = sorted(set(eval_dirs)), None
     if reference is not None:
         eval_dirs.append(reference)

@@ -22,7 +22,8 @@ from torch import nn
 from ..quantize import estimators
 from ..quantize.core import Quantizer
 from ..quantize.lookup import nearest
-from ..quantize.residual import check_n_quantizers, check_residual_mode, dropout_counts, joint_surrogate
+from ..quantize.residual import (check_n_quantizers, check_residual_mode, dropout_counts, joint_surrogate,
+                                 with_value_of)
 
 
 def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
@@ -91,7 +92,9 @@ class ResidualVectorQuantize(nn.Module):
     Args:
         input_dim, n_codebooks, codebook_size, codebook_dim, quantizer_dropout: as DAC.
         method: estimator of every stage (default ``"ste"`` = DAC).
-        residual_mode: ``"stagewise"`` (DAC's structure) or ``"joint"`` (DiVeQ only: hard stage
+        residual_mode: ``"stagewise"`` (DAC's structure), ``"stagewise_hard"`` (DiVeQ only:
+            DAC's structure with the residual chain valued at the hard codewords, so training
+            codes are the codes decoding will see) or ``"joint"`` (DiVeQ only: hard stage
             choices and one reparameterisation of their projected sum; the input projections
             then only select codes and receive no gradient).
         **options: :class:`Quantizer` options shared by every stage (``lookup``, ``noise_var``, ...).
@@ -134,6 +137,7 @@ class ResidualVectorQuantize(nn.Module):
         if self.training:
             n_quantizers = dropout_counts(z.shape[0], self.n_codebooks, self.quantizer_dropout, z.device)
         joint = self.residual_mode == "joint"
+        hard_chain = self.training and self.residual_mode == "stagewise_hard"
         z_q, residual = 0, z
         commitment_loss, codebook_loss, kl_loss = 0, 0, 0
         codes, latents, metrics = [], [], {}
@@ -146,7 +150,11 @@ class ResidualVectorQuantize(nn.Module):
                 residual = residual - z_q_i.detach()
             else:
                 z_q_i, commitment_i, codebook_i, indices_i, z_e_i = quantizer(residual)
-                residual = residual - z_q_i
+                if hard_chain and quantizer.codebook.maintenance.quantizing:
+                    hard = quantizer.out_proj(quantizer.decode_code(indices_i))
+                    residual = residual - with_value_of(z_q_i, hard)
+                else:
+                    residual = residual - z_q_i
             mask = torch.full((z.shape[0],), fill_value=i, device=z.device) < n_quantizers
             z_q = z_q + z_q_i * mask[:, None, None]
             commitment_loss += (commitment_i * mask).mean()

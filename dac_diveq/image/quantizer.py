@@ -28,7 +28,7 @@ class SpatialQuantizer(nn.Module):
         method: one of :data:`~dac_diveq.quantize.METHODS`.
         structure: ``"single"``, ``"residual"`` or ``"product"``.
         n_quantizers: residual stages or product groups (must be 1 for ``"single"``).
-        residual_mode: ``"stagewise"`` or ``"joint"`` (residual DiVeQ only).
+        residual_mode: ``"stagewise"``, ``"stagewise_hard"`` or ``"joint"`` (residual DiVeQ only).
         **options: forwarded to every core :class:`~dac_diveq.quantize.Quantizer`.
     """
 

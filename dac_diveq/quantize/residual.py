@@ -10,8 +10,10 @@ from . import estimators
 from .core import Quantizer, QuantizerOutput
 from .lookup import gather
 
-RESIDUAL_MODES = ("stagewise", "joint")
-JOINT_METHODS = ("diveq", "diveq_detach")
+RESIDUAL_MODES = ("stagewise", "stagewise_hard", "joint")
+#: Methods whose training output is not the codeword itself (the modes other than stagewise
+#: exist to keep that difference out of the later stages' codes).
+DIVEQ_METHODS = ("diveq", "diveq_detach")
 
 
 def joint_surrogate(method: str, z: torch.Tensor, target: torch.Tensor, noise_var: float) -> torch.Tensor:
@@ -44,8 +46,18 @@ def check_n_quantizers(n_quantizers: Optional[int]) -> None:
 def check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
-    if mode == "joint" and method not in JOINT_METHODS:
-        raise ValueError(f"residual_mode='joint' applies to {JOINT_METHODS}, not {method!r}")
+    if mode != "stagewise" and method not in DIVEQ_METHODS:
+        raise ValueError(f"residual_mode={mode!r} applies to {DIVEQ_METHODS}, not {method!r}")
+
+
+def with_value_of(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """``value`` in the forward pass, ``surrogate``'s gradient in the backward pass.
+
+    ``stagewise_hard`` passes the next stage the residual left by the *hard* codeword (what
+    decoding the stored codes will subtract), so DiVeQ's training noise never changes a later
+    stage's code, while the gradient is the stage-wise estimator's.
+    """
+    return surrogate + (value - surrogate).detach()
 
 
 class ResidualQuantizer(nn.Module):
@@ -56,8 +68,10 @@ class ResidualQuantizer(nn.Module):
         codebook_size: codewords per stage.
         dim: vector dimension D.
         method: estimator of every stage.
-        residual_mode: ``"stagewise"`` (each stage applies its estimator to its residual) or
-            ``"joint"`` (DiVeQ only: hard stage choices, one reparameterisation of their sum).
+        residual_mode: ``"stagewise"`` (each stage applies its estimator to its residual),
+            ``"stagewise_hard"`` (DiVeQ only: the same, with the residual chain valued at the
+            hard codewords) or ``"joint"`` (DiVeQ only: hard stage choices, one
+            reparameterisation of their sum).
         quantizer_dropout: fraction of each batch (leading dimension) that uses a random
             number of stages in training, as DAC.
         **options: forwarded to every :class:`Quantizer`.
@@ -103,7 +117,12 @@ class ResidualQuantizer(nn.Module):
                 mask = (kept > i).to(z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
                 step = step * mask
             total = total + step
-            residual = residual - (out.z_q.detach() if joint else out.z_q)
+            if joint:
+                residual = residual - out.z_q.detach()
+            elif self.residual_mode == "stagewise_hard" and self.training and stage.maintenance.quantizing:
+                residual = residual - with_value_of(out.z_q, gather(stage.codebook, out.codes))
+            else:
+                residual = residual - out.z_q
             codes.append(out.codes)
             aux = aux + out.aux_loss
             metrics.update({f"stage{i}/{k}": v for k, v in out.metrics.items()})

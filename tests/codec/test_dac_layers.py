@@ -117,3 +117,54 @@ def test_joint_mode_trains_codebooks_and_out_proj_only(method):
     rvq.eval()
     z_q_eval, codes_eval, *_ = rvq(x)
     torch.testing.assert_close(z_q_eval, rvq.from_codes(codes_eval)[0], atol=1e-5, rtol=1e-5)
+
+
+def _training_and_decoded_codes(residual_mode: str, seed: int = 0):
+    """Codes of one training forward and of the eval forward (= what decoding the stored codes
+    sees) for a 12-stage DiVeQ RVQ with random weights and latents away from the codewords."""
+    torch.manual_seed(seed)
+    rvq = ResidualVectorQuantize(64, 12, 64, 8, method="diveq", residual_mode=residual_mode,
+                                 noise_var=1e-3, replace_every=0)
+    x = 3 * torch.randn(8, 64, 100)
+    train_codes = rvq.train()(x)[1]
+    eval_codes = rvq.eval()(x)[1]
+    return rvq, x, train_codes, eval_codes
+
+
+def test_stagewise_hard_trains_on_the_codes_that_decoding_sees():
+    _, _, train_codes, eval_codes = _training_and_decoded_codes("stagewise")
+    # Stage-wise DiVeQ: the noise of stage i changes the residual, hence later stages' codes.
+    assert (train_codes != eval_codes).any(dim=1).float().mean() > 0.01
+    rvq, x, train_codes, eval_codes = _training_and_decoded_codes("stagewise_hard")
+    assert torch.equal(train_codes, eval_codes)
+    # Still stage-wise: every stage's input projection gets a gradient (joint mode gives none).
+    rvq.train()
+    torch.manual_seed(1)
+    xg = x.clone().requires_grad_(True)
+    rvq(xg)[0].square().sum().backward()
+    assert all(q.in_proj.weight_v.grad.abs().sum() > 0 for q in rvq.quantizers)
+    assert xg.grad.abs().sum() > 0
+
+
+def test_stagewise_hard_is_stagewise_without_noise():
+    # With (almost) no noise DiVeQ's training value is the codeword: both modes are the same map.
+    torch.manual_seed(0)
+    x = torch.randn(2, 32, 13)
+    outs = []
+    for mode in ("stagewise", "stagewise_hard"):
+        torch.manual_seed(0)
+        rvq = ResidualVectorQuantize(32, 4, 16, 8, method="diveq", residual_mode=mode, noise_var=1e-14,
+                                     replace_every=0)
+        xi = x.clone().requires_grad_(True)
+        out = rvq(xi)
+        out[0].square().sum().backward()
+        outs.append((out[0], out[1], xi.grad))
+    for a, b in zip(*outs):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("method", ["ste", "rotation", "sf_diveq"])
+def test_modes_other_than_stagewise_are_refused_for_other_methods(method):
+    for mode in ("stagewise_hard", "joint"):
+        with pytest.raises(ValueError, match="applies to"):
+            ResidualVectorQuantize(16, 2, 8, 4, method=method, residual_mode=mode)

@@ -138,6 +138,8 @@ def test_every_method_trains_an_autoencoder(method):
     "make, strict",
     [
         pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "diveq"), True, id="residual-diveq-stagewise"),
+        pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "diveq", residual_mode="stagewise_hard"), True,
+                     id="residual-diveq-stagewise_hard"),
         pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "diveq", residual_mode="joint"), True,
                      id="residual-diveq-joint"),
         pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "diveq_detach", residual_mode="joint"), True,
@@ -215,3 +217,17 @@ def test_sf_diveq_initialises_from_the_last_avg_iters_skipped_steps():
         f"initial codewords {sorted(set(codebook[:, 0].tolist()))} come from steps before "
         f"the last avg_iters={avg} skipped steps ({first_recent}..{skip})"
     )
+
+
+def test_stagewise_hard_codes_in_training_are_the_eval_codes():
+    torch.manual_seed(0)
+    z = 3 * torch.randn(4096, LATENT)
+    codes = {}
+    for mode in ("stagewise", "stagewise_hard"):
+        torch.manual_seed(0)
+        rq = ResidualQuantizer(6, 64, LATENT, "diveq", residual_mode=mode, noise_var=1e-2, replace_every=0)
+        codes[mode] = (rq.train()(z).codes, rq.eval()(z).codes)
+    train, decoded = codes["stagewise"]
+    assert (train != decoded).any(-1).float().mean() > 0.01
+    train, decoded = codes["stagewise_hard"]
+    assert torch.equal(train, decoded)

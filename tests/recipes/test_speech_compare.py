@@ -24,19 +24,23 @@ def test_unknown_method_is_a_one_line_error(tmp_path):
     assert result.returncode == 2 and "unknown methods" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_kept_evaluations_carry_their_training_curves(tmp_path):
+def _recipe():
     import importlib
     import sys
-
-    from torch.utils.tensorboard import SummaryWriter
 
     from tests.conftest import ROOT as REPO
 
     sys.path.insert(0, str(REPO / "recipes"))
     try:
-        recipe = importlib.import_module("speech_compare")
+        return importlib.import_module("speech_compare")
     finally:
         sys.path.remove(str(REPO / "recipes"))
+
+
+def test_kept_evaluations_carry_their_training_curves(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    recipe = _recipe()
     run, eval_dir = tmp_path / "run", tmp_path / "run" / "eval"
     eval_dir.mkdir(parents=True)
     (eval_dir / "per_file.csv").write_text("file,n_quantizers,stoi\na.wav,12,0.7\n")
@@ -48,3 +52,22 @@ def test_kept_evaluations_carry_their_training_curves(tmp_path):
     kept = recipe.keep_evaluation(eval_dir, run, tmp_path / "report" / "runs" / "diveq" / "seed0" / "eval")
     assert sorted(p.name for p in kept.iterdir()) == ["curves.json", "per_file.csv", "summary.json"]
     assert '"val/stoi"' in (kept / "curves.json").read_text()
+
+
+def test_a_kept_evaluation_is_not_trained_again_on_a_fresh_machine(tmp_path, monkeypatch):
+    """Checkpoints are never committed: a variant/seed whose evaluation is kept in the report is
+    skipped (no training, no evaluation), the others are trained, and the report uses both."""
+    recipe = _recipe()
+    report = tmp_path / "report"
+    kept = report / "runs" / "ste" / "seed0" / "eval"
+    kept.mkdir(parents=True)
+    (kept / "summary.json").write_text('{"method": "ste"}\n')
+    commands = []
+    monkeypatch.setattr(recipe, "run", lambda cmd, log: commands.append([str(c) for c in cmd]))
+    code = recipe.main(["--size", "cpu", "--methods", "ste", "--seeds", "0", "1", "--report", str(report),
+                        "--root", str(tmp_path / "runs"), "--force", "--no_headline"])
+    assert code == 0
+    trained = [c[c.index("--save_path") + 1] for c in commands if "scripts/train.py" in c]
+    assert trained == [str(tmp_path / "runs" / "ste" / "seed1")]
+    reported = next(c for c in commands if "scripts/report.py" in c)
+    assert any(arg.endswith("ste/seed0/eval") for arg in reported)
