@@ -146,7 +146,44 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str],
         header = ["method", "seeds × files"] + [
             f"{labels.name(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
         out.append(table(header, rows))
-    return "\n".join(out)
+        out.append(per_seed_table(codec, metrics, setting))
+    return "\n".join(o for o in out if o)
+
+
+#: Metrics of the per-seed tables (those present; the pooled tables show every metric).
+SEED_METRICS = ("pesq_wb", "stoi", "visqol", "psnr", "ssim")
+
+
+def per_seed_table(codec: Sequence[Group], metrics: Sequence[str], setting: float) -> str:
+    """Each seed's mean over files, and the mean ± 95% CI over those seed means (n = seeds).
+
+    Seeds, not files, are the independent repeats of a training; the pooled tables treat every
+    file of every seed as independent. Empty when no method has two seeds at ``setting``.
+
+    Args:
+        codec: the codec method groups (no reference codecs).
+        metrics: the report's metrics (the per-seed table keeps those in :data:`SEED_METRICS`).
+        setting: the number of quantizers or bits per code.
+
+    Returns:
+        Markdown text (a caption and a table), or "".
+    """
+    shown = [m for m in SEED_METRICS if m in metrics]
+    if not shown or not any(len(g.seed_keys(setting)) > 1 for g in codec):
+        return ""
+    seeds = sorted({key for g in codec for key, _ in g.seed_keys(setting)}, key=str)
+    rows = []
+    for g in codec:
+        for m in shown:
+            means = {key: float(np.nanmean(list(per_file.values()))) if per_file else math.nan
+                     for key, per_file in g.table(setting, m).items()}
+            finite = [v for v in means.values() if math.isfinite(v)]
+            over = mean_ci(finite)
+            rows.append([g.label, labels.name(m), *[fmt(means.get(k, math.nan)) for k in seeds],
+                         _ci_text(over, len(finite)) + f" (n={over.n})" if over.n else "n/a"])
+    caption = ("Per-seed means (each seed's mean over the files; the last column is the mean ± 95% "
+               "t-interval over seeds, the honest unit of a training comparison):\n")
+    return caption + "\n" + table(["method", "metric", *[f"seed {k}" for k in seeds], "over seeds"], rows)
 
 
 def _ci_text(ci, expected_n: int) -> str:

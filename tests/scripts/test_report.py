@@ -85,6 +85,18 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     assert "(n=4)" in text  # diveq's failed ViSQOL value on one file x 2 seeds
     assert "**" in text  # bold best
 
+    # Per-seed means: each seed's file mean (read back from its CSV), then the mean over seeds.
+    seed_means = []
+    for eval_dir in runs[2:4]:  # diveq seeds 0 and 1
+        with open(eval_dir / "per_file.csv") as handle:
+            values = [float(r["pesq_wb"]) for r in csv.DictReader(handle) if r["n_quantizers"] == "12"]
+        seed_means.append(np.mean(values))
+    row = next(l for l in text.split("### 12 quantizers")[1].splitlines() if l.startswith("| diveq | PESQ-WB |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[2:4] == [f"{m:.3f}" for m in seed_means]
+    assert cells[4].startswith(f"{np.mean(seed_means):.3f} ± ") and cells[4].endswith("(n=2)")
+    assert "honest unit" in text
+
     assert "## Paired comparisons against baselines" in text
     assert "### vs ste, 4 quantizers" in text and "### vs ste, 12 quantizers" in text
     assert "seed-matched (0, 1)" in text
