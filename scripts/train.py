@@ -10,6 +10,7 @@ import warnings
 
 import argbind
 import torch
+from audiotools.data import transforms as audio_transforms
 from audiotools.data.datasets import AudioDataset, AudioLoader
 from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
@@ -37,6 +38,9 @@ MelSpectrogramLoss = argbind.bind(dac_losses.MelSpectrogramLoss)
 MultiScaleSTFTLoss = argbind.bind(dac_losses.MultiScaleSTFTLoss)
 L1Loss = argbind.bind(dac_losses.L1Loss)
 build_transform = argbind.bind(loaders.build_transform, "train", "val")
+# As DAC's train.py: audiotools' transforms read their arguments from the yml (``VolumeNorm.db``);
+# argbind patches the classes, so build_transform's lookup by name gets the bound ones.
+argbind.bind_module(audio_transforms, "train", "val", filter_fn=loaders.is_transform)
 
 
 @argbind.bind("generator", "discriminator")

@@ -24,6 +24,11 @@ def build_transform(preprocess: list = ("Identity",), augment: list = ("Identity
     )
 
 
+def is_transform(obj) -> bool:
+    """Whether ``obj`` is one of audiotools' transforms a yml may configure (not a base or a container)."""
+    return hasattr(obj, "transform") and obj.__qualname__ not in ("BaseTransform", "Compose", "Choose")
+
+
 def build_dataset(folders: dict, sample_rate: int, transform: Optional[transforms.Compose] = None,
                   make_loader: Callable = AudioLoader, make_dataset: Callable = AudioDataset) -> ConcatDataset:
     """One dataset per ``folders`` entry (a name -> list of folders), cycled as DAC does.

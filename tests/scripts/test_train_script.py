@@ -6,7 +6,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from tests.conftest import python_tool, run_python, tiny_codec_conf
+from tests.conftest import load_script, python_tool, run_python, tiny_codec_conf
 
 pytestmark = pytest.mark.slow  # trains through the script (and torchrun)
 
@@ -161,3 +161,21 @@ def test_ctrl_c_saves_latest_and_the_run_resumes_from_it(tmp_path, data):
                   "--num_iters", str(step + 1), "--valid_freq", "100000", "--resume"])
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"at step {step}" in again.stderr and "steps: " + f"{step} -> {step + 1}" in again.stderr
+
+
+@pytest.mark.parametrize("conf, db", [("conf/recipe.yml", -16), ("conf/16khz/diveq.yml", -16),
+                                      ("conf/cpu/diveq.yml", -24), ("conf/quickstart/ste.yml", -24)])
+def test_the_transforms_read_their_arguments_from_the_yml(conf, db):
+    """DAC's recipe normalises loudness to -16 dB (VolumeNorm.db); the CPU confs keep audiotools'
+    -24 dB that their kept runs trained with."""
+    import argbind
+
+    from dac_diveq.training.config import parse_args
+
+    script = load_script("train")
+    args = parse_args(["--args.load", conf])
+    for scope in ("train", "val"):
+        with argbind.scope(args, scope):
+            transform = script.build_transform()
+        norms = [t for t in transform.transforms[2].transforms if type(t).__name__ == "VolumeNorm"]
+        assert len(norms) == 1 and tuple(norms[0].db) == ("const", db)
