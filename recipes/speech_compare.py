@@ -4,7 +4,7 @@ speech, and write a comparative report.
     recipes/speech_compare --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
     recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run
     recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
-    recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --force   # ~35 min per run, 2 cores
+    recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
 
 The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training curves; never
 checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import METHOD_CONF, ROOT, finished, run, write_commands
+from common import METHOD_CONF, ROOT, finished, run, run_side_by_side, write_commands
 
 from dac_diveq.report.tensorboard import CURVES_FILE, training_curves, write_curves
 
@@ -83,6 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--opus_kbps", nargs="*", default=["6", "8", "12"])
     parser.add_argument("--ladder", nargs="*", type=int, default=None,
                         help="numbers of quantizers to evaluate (default: all, 1..N)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="trainings side by side, the threads shared among them (cpu size: 2 on 2 cores)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report")
     parser.add_argument("--no_headline", action="store_true",
                         help="do not print the headline table at the end (make quickstart prints it last itself)")
@@ -108,7 +110,7 @@ def main(argv=None) -> int:
     log: list[str] = []
     tic = time.time()
     run([PY, "scripts/prepare_data.py", "--root", "data"], log)
-    eval_dirs, reference = [], None
+    runs, trainings = [], []
     for label, method, extra in variants:
         for seed in args.seeds:
             save_path = root / label / f"seed{seed}"
@@ -117,24 +119,28 @@ def main(argv=None) -> int:
                 # Checkpoints are not kept: a fresh machine would otherwise train it again.
                 print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept)}", flush=True)
                 continue
+            runs.append((label, seed, save_path))
             conf = f"{size['conf']}/{METHOD_CONF[method]}.yml"
             if finished(ROOT / save_path, num_iters):
                 print(f"skip training {save_path}: finished", flush=True)
             else:
-                run([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path, "--seed", seed,
-                     "--resume", "auto", *size["overrides"], *extra], log)
-            eval_dir = save_path / "eval"
-            first = not eval_dirs
-            if not (ROOT / eval_dir / "summary.json").exists():
-                opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
-                ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
-                run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", args.test_audio,
-                     "--output", eval_dir, *ladder, *opus], log)
-            eval_dirs.append(eval_dir)
-            if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
-                reference = eval_dir / "opus"  # the Opus reference rows, scored once
-            if size.get("keep_runs"):
-                keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / "eval")
+                trainings.append(([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path,
+                                   "--seed", seed, "--resume", "auto", *size["overrides"], *extra], save_path))
+    run_side_by_side(trainings, log, args.jobs)
+    eval_dirs, reference = [], None
+    for label, seed, save_path in runs:
+        eval_dir = save_path / "eval"
+        first = not eval_dirs
+        if not (ROOT / eval_dir / "summary.json").exists():
+            opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
+            ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
+            run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", args.test_audio,
+                 "--output", eval_dir, *ladder, *opus], log)
+        eval_dirs.append(eval_dir)
+        if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
+            reference = eval_dir / "opus"  # the Opus reference rows, scored once
+        if size.get("keep_runs"):
+            keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / "eval")
     if size.get("keep_runs"):
         if reference is not None:
             keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / "eval")

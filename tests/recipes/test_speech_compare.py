@@ -1,5 +1,8 @@
 """The comparison recipe's command line (its training/evaluation/report steps are tested in
 tests/codec, tests/scripts; the full recipe runs in minutes, see reports/)."""
+import subprocess
+import sys
+
 import pytest
 
 from tests.conftest import run_python
@@ -63,7 +66,9 @@ def test_a_kept_evaluation_is_not_trained_again_on_a_fresh_machine(tmp_path, mon
     kept.mkdir(parents=True)
     (kept / "summary.json").write_text('{"method": "ste"}\n')
     commands = []
-    monkeypatch.setattr(recipe, "run", lambda cmd, log: commands.append([str(c) for c in cmd]))
+    record = lambda cmd, log: commands.append([str(c) for c in cmd])  # noqa: E731
+    monkeypatch.setattr(recipe, "run", record)
+    monkeypatch.setattr(sys.modules["common"], "run", record)  # what run_side_by_side calls
     code = recipe.main(["--size", "cpu", "--methods", "ste", "--seeds", "0", "1", "--report", str(report),
                         "--root", str(tmp_path / "runs"), "--force", "--no_headline"])
     assert code == 0
@@ -71,3 +76,19 @@ def test_a_kept_evaluation_is_not_trained_again_on_a_fresh_machine(tmp_path, mon
     assert trained == [str(tmp_path / "runs" / "ste" / "seed1")]
     reported = next(c for c in commands if "scripts/report.py" in c)
     assert any(arg.endswith("ste/seed0/eval") for arg in reported)
+
+
+def test_trainings_side_by_side_share_the_threads_and_log_to_their_folders(tmp_path, monkeypatch):
+    recipe = _recipe()
+    common = sys.modules["common"]
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    script = "import os, sys, time; time.sleep(0.5); print(os.environ['OMP_NUM_THREADS']); sys.exit(int(sys.argv[1]))"
+    cmds = [([sys.executable, "-c", script, code], tmp_path / f"run{i}") for i, code in enumerate(("0", "3", "0"))]
+    log = []
+    with pytest.raises(subprocess.CalledProcessError) as failure:
+        common.run_side_by_side(cmds, log, jobs=2)
+    assert failure.value.returncode == 3
+    # Every run ran (the failure was raised after the others ended), each with 2 // 2 threads.
+    assert [(tmp_path / f"run{i}" / "train.log").read_text().strip() for i in range(3)] == ["1", "1", "1"]
+    assert len(log) == 3 and all(line.startswith("OMP_NUM_THREADS=1 ") for line in log)
+    assert recipe.run_side_by_side is common.run_side_by_side
