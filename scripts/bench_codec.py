@@ -15,7 +15,7 @@ Usage::
 
     python scripts/bench_codec.py                          # 16 kHz layout, 1 and 10 min, 3 rounds, CPU
     python scripts/bench_codec.py --layout 44khz --device cuda --output docs/bench_codec_44khz.md
-    python scripts/bench_codec.py --tiny --durations 2 --rounds 1   # a smoke run of the plumbing
+    python scripts/bench_codec.py --tiny --durations 6 --rounds 1   # a smoke run of the plumbing
 """
 from __future__ import annotations
 
