@@ -151,7 +151,8 @@ class ResidualVectorQuantize(nn.Module):
             else:
                 z_q_i, commitment_i, codebook_i, indices_i, z_e_i = quantizer(residual)
                 if hard_chain and quantizer.codebook.maintenance.quantizing:
-                    hard = quantizer.out_proj(quantizer.decode_code(indices_i))
+                    with torch.no_grad():  # its value only: with_value_of detaches it
+                        hard = quantizer.out_proj(quantizer.decode_code(indices_i))
                     residual = residual - with_value_of(z_q_i, hard)
                 else:
                     residual = residual - z_q_i
