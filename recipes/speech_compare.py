@@ -49,6 +49,19 @@ def repo_relative(path: Path) -> Path:
         return path
 
 
+def ablation_baseline(eval_dirs: list, *first_variant: Path) -> str:
+    """The report's label of an ablation's first variant (e.g. ``diveq [residual_mode=stagewise,
+    lookup=cosine]``): the other variants are compared with it. "" when it has no evaluated run."""
+    from dac_diveq.report.runs import group_runs, load_run
+
+    runs = [load_run(ROOT / d) for d in eval_dirs]
+    inside = [(ROOT / p).resolve() for p in first_variant]
+    for group in group_runs(runs):
+        if any(any(parent in run.eval_dir.resolve().parents for parent in inside) for run in group.runs):
+            return group.label
+    return ""
+
+
 PY = sys.executable
 # Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
 SIZES = {
@@ -154,6 +167,13 @@ def main(argv=None) -> int:
                               f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", log)
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
                   "--title", f"Speech codec comparison ({name})", *([] if args.no_headline else ["--print-headline"])]
+    notes = ROOT / report / "runs" / "TRAINING.md"
+    if notes.is_file():
+        report_cmd += ["--notes", repo_relative(notes)]
+    if args.ablation:
+        baseline = ablation_baseline(eval_dirs, root / variants[0][0], report / "runs" / variants[0][0])
+        if baseline:
+            report_cmd += ["--baselines", baseline]
     if args.force:
         report_cmd.append("--force")
     run(report_cmd, log)

@@ -40,6 +40,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--commands", type=Path, default=None,
                         help="text file with the exact commands that produced the runs (embedded verbatim)")
+    parser.add_argument("--notes", type=Path, default=None,
+                        help="Markdown file about the runs, embedded as the section 'About these runs'")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report folder")
     parser.add_argument("--print-headline", action="store_true",
@@ -47,7 +49,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
                              "to headline.md) to stdout")
     args = parser.parse_args(argv)
     options = ReportOptions(output=args.output, runs=args.runs, runs_glob=args.runs_glob, baselines=args.baselines,
-                            title=args.title, commands=args.commands, alpha=args.alpha, force=args.force)
+                            title=args.title, commands=args.commands, notes=args.notes, alpha=args.alpha, force=args.force)
     return options, args.print_headline
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -32,6 +33,8 @@ class ReportOptions:
         baselines: baseline methods of the paired comparisons (None: ste and rotation, if present).
         title: report title (None: the domain's).
         commands: text file with the commands that produced the runs (embedded verbatim).
+        notes: Markdown file about the runs (how they were trained, what a variant means),
+            embedded as the section "About these runs".
         alpha: significance level.
         force: overwrite an existing report folder.
     """
@@ -42,6 +45,7 @@ class ReportOptions:
     baselines: Optional[Sequence[str]] = None
     title: Optional[str] = None
     commands: Optional[Path] = None
+    notes: Optional[Path] = None
     alpha: float = 0.05
     force: bool = False
 
@@ -171,6 +175,10 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
                       "a waveform codec such as Opus scores above 0 dB. Read PESQ, STOI and ViSQOL instead.\n")
     parts[-1] += "".join(f"- {labels.name(m)}: no value in any run, shown as n/a (see the provenance table for "
                          "why, e.g. which LPIPS weights were available).\n" for m in empty)
+    if options.notes is not None:
+        notes = Path(options.notes).read_text().strip()
+        # The notes' own headings sit below this section's.
+        parts += ["## About these runs\n", re.sub(r"^(#+) ", r"\1## ", notes, flags=re.M) + "\n"]
     parts += [f"## Results per {domain.setting_noun}\n", markdown.results_tables(groups, table_metrics)]
     dataset_level = markdown.summary_metric_table(groups, SUMMARY_METRICS)
     if dataset_level:
@@ -248,8 +256,9 @@ def write_report(options: ReportOptions, command: str) -> tuple[Path, str]:
     out = Path(options.output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
         raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
-    if options.commands is not None and not Path(options.commands).is_file():
-        raise FileNotFoundError(f"--commands {options.commands}: no such file")
+    for flag, path in (("--commands", options.commands), ("--notes", options.notes)):
+        if path is not None and not Path(path).is_file():
+            raise FileNotFoundError(f"{flag} {path}: no such file")
     if out.is_dir():
         for stale in [out / "README.md", out / "headline.md", *out.glob("*.png")]:
             stale.unlink(missing_ok=True)

@@ -179,8 +179,9 @@ def per_seed_table(codec: Sequence[Group], metrics: Sequence[str], setting: floa
                      for key, per_file in g.table(setting, m).items()}
             finite = [v for v in means.values() if math.isfinite(v)]
             over = mean_ci(finite)
+            over_text = "n/a" if not over.n else fmt(over.mean) if over.n == 1 else _ci_text(over, over.n)
             rows.append([g.label, labels.name(m), *[fmt(means.get(k, math.nan)) for k in seeds],
-                         _ci_text(over, len(finite)) + f" (n={over.n})" if over.n else "n/a"])
+                         f"{over_text} (n={over.n})" if over.n else over_text])
     caption = ("Per-seed means (each seed's mean over the files; the last column is the mean ± 95% "
                "t-interval over seeds, the honest unit of a training comparison):\n")
     return caption + "\n" + table(["method", "metric", *[f"seed {k}" for k in seeds], "over seeds"], rows)

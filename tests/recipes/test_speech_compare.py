@@ -92,3 +92,34 @@ def test_trainings_side_by_side_share_the_threads_and_log_to_their_folders(tmp_p
     assert [(tmp_path / f"run{i}" / "train.log").read_text().strip() for i in range(3)] == ["1", "1", "1"]
     assert len(log) == 3 and all(line.startswith("OMP_NUM_THREADS=1 ") for line in log)
     assert recipe.run_side_by_side is common.run_side_by_side
+
+
+def test_an_ablation_is_compared_with_its_first_variant_and_carries_its_notes(tmp_path, monkeypatch):
+    import json
+
+    import numpy as np
+
+    from tests.scripts.test_report import write_run
+
+    recipe = _recipe()
+    report = tmp_path / "report"
+    for label, mode in (("diveq_stagewise", "stagewise"), ("diveq_stagewise_hard", "stagewise_hard")):
+        eval_dir = write_run(report / "runs" / label, "seed0", 0, [(12, 6.0)], 0.5, np.random.default_rng(0))
+        summary = json.loads((eval_dir / "summary.json").read_text())
+        (eval_dir / "summary.json").write_text(json.dumps({**summary, "method": "diveq", "residual_mode": mode}))
+        # write_run's layout is <root>/<method>_s<seed>/eval: move it to the recipe's <label>/seed0/eval
+        target = report / "runs" / label / "seed0" / "eval"
+        target.parent.mkdir(parents=True)
+        eval_dir.rename(target)
+    (report / "runs" / "TRAINING.md").write_text("# How\nTrained by hand.\n")
+    commands = []
+    record = lambda cmd, log: commands.append([str(c) for c in cmd])  # noqa: E731
+    monkeypatch.setattr(recipe, "run", record)
+    monkeypatch.setattr(sys.modules["common"], "run", record)
+    assert recipe.main(["--size", "cpu", "--ablation", "residual_mode", "--seeds", "0", "--report", str(report),
+                        "--root", str(tmp_path / "runs"), "--force", "--no_headline"]) == 0
+    trained = [c[c.index("--save_path") + 1] for c in commands if "scripts/train.py" in c]
+    assert trained == [str(tmp_path / "runs" / "diveq_joint" / "seed0")]
+    reported = next(c for c in commands if "scripts/report.py" in c)
+    assert reported[reported.index("--baselines") + 1] == "diveq [residual_mode=stagewise, lookup=exact]"
+    assert reported[reported.index("--notes") + 1] == str(report / "runs" / "TRAINING.md")

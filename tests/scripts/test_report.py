@@ -74,11 +74,15 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     out = tmp_path / "report"
     commands = tmp_path / "commands.txt"
     commands.write_text("python scripts/train.py --method diveq --seed 0\npython scripts/evaluate.py ...\n")
-    argv = ["--runs", *map(str, runs), "--output", str(out), "--title", "Synthetic", "--commands", str(commands)]
+    notes = tmp_path / "TRAINING.md"
+    notes.write_text("# How the runs were trained\nBy hand, two side by side.\n")
+    argv = ["--runs", *map(str, runs), "--output", str(out), "--title", "Synthetic", "--commands", str(commands),
+            "--notes", str(notes)]
     assert report.main(argv) == 0
     text = (out / "README.md").read_text()
 
     assert text.startswith("# Synthetic")
+    assert "## About these runs\n\n### How the runs were trained\nBy hand, two side by side." in text
     assert "### 4 quantizers (2.00 kbps)" in text and "### 12 quantizers (6.00 kbps)" in text
     assert "| diveq | 2 × 3 |" in text and "| ste | 2 × 3 |" in text
     assert "*opus @ 6.00 kbps (reference)*" in text  # nearest table: 12 quantizers
