@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), help="run an ablation instead of --methods")
+    parser.add_argument("--variants", nargs="+", help="with --ablation: train/evaluate only these of its variants")
     parser.add_argument("--root", type=Path, help="runs folder (default runs/compare/<size>[-<ablation>])")
     parser.add_argument("--report", type=Path, help="report folder (default reports/speech_compare_<size>...)")
     parser.add_argument("--test_audio", default="data/speech/test_real")
@@ -112,6 +113,14 @@ def main(argv=None) -> int:
         return 2
     if args.ablation:
         variants = ABLATIONS[args.ablation]
+        labels = [label for label, _, _ in variants]
+        unknown = [v for v in args.variants or () if v not in labels]
+        if unknown:
+            print(f"error: unknown variants {unknown} of {args.ablation}; choose from {labels}", file=sys.stderr)
+            return 2
+        if args.variants:
+            # The first variant stays the baseline of the report (its kept runs are reported).
+            variants = [v for v in variants if v[0] in args.variants]
     else:
         unknown = [m for m in args.methods if m not in METHOD_CONF]
         if unknown:
@@ -171,7 +180,8 @@ def main(argv=None) -> int:
     if notes.is_file():
         report_cmd += ["--notes", repo_relative(notes)]
     if args.ablation:
-        baseline = ablation_baseline(eval_dirs, root / variants[0][0], report / "runs" / variants[0][0])
+        first = ABLATIONS[args.ablation][0][0]
+        baseline = ablation_baseline(eval_dirs, root / first, report / "runs" / first)
         if baseline:
             report_cmd += ["--baselines", baseline]
     if args.force:

@@ -123,3 +123,10 @@ def test_an_ablation_is_compared_with_its_first_variant_and_carries_its_notes(tm
     reported = next(c for c in commands if "scripts/report.py" in c)
     assert reported[reported.index("--baselines") + 1] == "diveq [residual_mode=stagewise, lookup=exact]"
     assert reported[reported.index("--notes") + 1] == str(report / "runs" / "TRAINING.md")
+
+
+def test_an_unknown_ablation_variant_is_a_one_line_error(tmp_path):
+    result = _run("--ablation", "residual_mode", "--variants", "diveq_jiont", "--report", str(tmp_path / "r"),
+                  "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "unknown variants ['diveq_jiont']" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
