@@ -28,13 +28,22 @@ from torch.nn.parallel import DistributedDataParallel
 
 from dac_diveq.training.distributed import distributed_context, gather_objects, unwrap, wrap
 
-rank, world, device = distributed_context()
-model = torch.nn.Linear(2, 2)
-wrapped = wrap(model, device, world)
-assert isinstance(wrapped, DistributedDataParallel) and unwrap(wrapped) is model
-gathered = gather_objects(rank * 10, world)
-# One file per rank: the ranks' stdout streams interleave under torchrun.
-Path(sys.argv[1], f"rank{rank}.txt").write_text(repr(gathered))
+
+def main():
+    # In a function, as the training entry points: the DDP wrapper (whose reducer holds the
+    # process group) is freed on return. Left as a module global it would outlive the at-exit
+    # destroy_process_group and be torn down during interpreter finalisation, where gloo's
+    # threads abort the process now and then ("terminate called without an active exception").
+    rank, world, device = distributed_context()
+    model = torch.nn.Linear(2, 2)
+    wrapped = wrap(model, device, world)
+    assert isinstance(wrapped, DistributedDataParallel) and unwrap(wrapped) is model
+    gathered = gather_objects(rank * 10, world)
+    # One file per rank: the ranks' stdout streams interleave under torchrun.
+    Path(sys.argv[1], f"rank{rank}.txt").write_text(repr(gathered))
+
+
+main()
 """
 
 
