@@ -14,7 +14,7 @@ from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.quantize import METHODS
 from tests.conftest import FAST_MAINTENANCE, ROOT, TINY_DAC
 
-transformers = pytest.importorskip("transformers")  # the hf / test extra
+import transformers  # noqa: E402  (the hf / test extra: a missing package fails, never skips)
 transformers.utils.logging.set_verbosity_error()
 transformers.utils.logging.disable_progress_bar()
 
