@@ -81,6 +81,8 @@ ABLATIONS = {
                ("diveq_euclidean", "diveq", ["--DiVeQDAC.lookup", "euclidean"])],
     "residual_mode": [(f"diveq_{mode}", "diveq", ["--DiVeQDAC.residual_mode", mode])
                       for mode in ("stagewise", "stagewise_hard", "joint")],
+    "sf_residual_mode": [(f"sf_diveq_{mode}", "sf_diveq", ["--DiVeQDAC.residual_mode", mode])
+                         for mode in ("stagewise", "joint")],
 }
 
 

@@ -1,9 +1,11 @@
-"""How far a DiVeQ residual quantizer's training pass is from decoding its stored codes, per residual mode.
+"""How far a DiVeQ or SF-DiVeQ residual quantizer's training pass is from decoding its stored codes, per residual mode.
 
     python scripts/residual_modes.py                                   # DAC 16 kHz RVQ, random weights
+    python scripts/residual_modes.py --method sf_diveq                 # the same for SF-DiVeQ
     python scripts/residual_modes.py --weights_path runs/compare/cpu/diveq/seed0 --input data/speech/test_real
 
-For each ``residual_mode`` (stagewise, stagewise_hard, joint) it prints the share of frames whose
+For each ``residual_mode`` the method has (stagewise, stagewise_hard, joint; SF-DiVeQ has no
+stagewise_hard) it prints the share of frames whose
 training codes differ from the eval codes (what is stored and decoded), and the relative gap between
 the training output averaged over noise draws and the decode of the eval codes. With a run, the
 latents are the trained encoder's on the given clips and the quantizer is the run's; without one,
@@ -20,16 +22,16 @@ import torch
 
 from dac_diveq.codec import codec_io
 from dac_diveq.codec.dac_layers import ResidualVectorQuantize
-from dac_diveq.quantize.residual import RESIDUAL_MODES
+from dac_diveq.quantize.residual import DIVEQ_METHODS, JOINT_METHODS, RESIDUAL_MODES
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
-def latents_and_quantizer(weights_path, input_dir):
+def latents_and_quantizer(weights_path, input_dir, method="diveq"):
     if weights_path is None:
-        torch.manual_seed(0)
-        return torch.randn(4, 1024, 200), ResidualVectorQuantize(1024, 12, 1024, 8, method="diveq")
+        torch.manual_seed(0)  # skip_iters=0: quantize from the first pass, as a trained codec does
+        return torch.randn(4, 1024, 200), ResidualVectorQuantize(1024, 12, 1024, 8, method=method, skip_iters=0)
     model = codec_io.load_model(Path(weights_path)).eval()
     latents = []
     for path in sorted(Path(input_dir).glob("*.wav")):
@@ -69,22 +71,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights_path", help="a DiVeQ run folder or weights.pth (default: random weights)")
     parser.add_argument("--input", default="data/speech/test_real", help="folder of .wav clips (with --weights_path)")
+    parser.add_argument("--method", choices=("diveq", "sf_diveq"), default="diveq",
+                        help="the method of the random-weight quantizer (a run brings its own)")
     parser.add_argument("--draws", type=int, default=16, help="training passes per input (noise draws)")
     args = parser.parse_args(argv)
     try:
-        latents, quantizer = latents_and_quantizer(args.weights_path, args.input)
+        latents, quantizer = latents_and_quantizer(args.weights_path, args.input, args.method)
     except codec_io.InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if quantizer.method != "diveq":
-        print(f"error: the run's method is {quantizer.method}; the residual modes differ for diveq only",
+    if quantizer.method not in ("diveq", "sf_diveq"):
+        print(f"error: the run's method is {quantizer.method}; the residual modes differ for diveq and sf_diveq only",
               file=sys.stderr)
         return 2
+    modes = [mode for mode in RESIDUAL_MODES if mode == "stagewise" or quantizer.method in
+             (DIVEQ_METHODS if mode == "stagewise_hard" else JOINT_METHODS)]
     state = quantizer.state_dict()
     print(f"| residual_mode | frames whose training codes != stored codes | stages differing per frame "
           f"(of {len(quantizer.quantizers)}) | gap of the training output (mean of {args.draws} passes) to the decode |")
     print("|---|---|---|---|")
-    for mode in RESIDUAL_MODES:
+    for mode in modes:
         quantizer.load_state_dict(state)
         quantizer.residual_mode = mode
         for stage in quantizer.quantizers:  # no replacement or initialisation while measuring

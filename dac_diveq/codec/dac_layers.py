@@ -66,7 +66,7 @@ class VectorQuantize(nn.Module):
                 out.codes, z_e)
 
     def assign(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Hard codeword choice for joint mode: ``(out_proj(c), indices (B, T), z_e)``; the
+        """Hard choice for joint mode: ``(out_proj(c), indices (B, T), z_e)``; the
         gradient reaches the codebook and ``out_proj`` only."""
         z_e = self.in_proj(z)
         out = self.codebook.assign(z_e.transpose(1, 2))
@@ -94,9 +94,10 @@ class ResidualVectorQuantize(nn.Module):
         method: estimator of every stage (default ``"ste"`` = DAC).
         residual_mode: ``"stagewise"`` (DAC's structure), ``"stagewise_hard"`` (DiVeQ only:
             DAC's structure with the residual chain valued at the hard codewords, so training
-            codes are the codes decoding will see) or ``"joint"`` (DiVeQ only: hard stage
-            choices and one reparameterisation of their projected sum; the input projections
-            then only select codes and receive no gradient).
+            codes are the codes decoding will see) or ``"joint"`` (DiVeQ and SF-DiVeQ, the
+            authors' residual variants: hard stage choices, SF-DiVeQ's on the dithered curve, and
+            one reparameterisation of their projected sum; the input projections then only
+            select codes and receive no gradient).
         **options: :class:`Quantizer` options shared by every stage (``lookup``, ``noise_var``, ...).
     """
 

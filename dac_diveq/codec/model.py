@@ -43,8 +43,8 @@ class DiVeQDAC(SafeLoad, DAC):
         encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
         codebook_size, codebook_dim, quantizer_dropout, sample_rate: as ``dac.model.DAC``.
         method: quantization method (see :data:`dac_diveq.quantize.METHODS`).
-        residual_mode: ``"stagewise"`` (DAC), ``"stagewise_hard"`` or ``"joint"`` (DiVeQ only; see
-            :class:`~dac_diveq.codec.dac_layers.ResidualVectorQuantize`).
+        residual_mode: ``"stagewise"`` (DAC), ``"stagewise_hard"`` (DiVeQ) or ``"joint"`` (DiVeQ and
+            SF-DiVeQ; see :class:`~dac_diveq.codec.dac_layers.ResidualVectorQuantize`).
         lookup, noise_var, replace_every, replace_every_after, replace_slowdown_at, replace_stop_before_end,
         discard_threshold, skip_iters, avg_iters, latents_per_code, ema_decay, kl_weight:
             :class:`~dac_diveq.quantize.Quantizer` options (:data:`~dac_diveq.quantize.options.COMMON_OPTIONS`),

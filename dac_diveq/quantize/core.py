@@ -15,7 +15,7 @@ from .codebook import CodebookMaintenance
 from .lookup import LOOKUPS, gather, nearest
 from .methods import Selection, exponential_anneal, get_method
 from .schedule import ReplacementSchedule
-from .space_filling import project_to_curve
+from .space_filling import dithered_point, project_to_curve, select_segment
 from .stats import codebook_stats
 
 SF_INFERENCE = ("codeword", "curve")
@@ -234,13 +234,18 @@ class Quantizer(nn.Module):
 
     def assign(self, z: torch.Tensor) -> QuantizerOutput:
         """Hard assignment with a gradient to the codebook only (``z_q = c``), with the usual
-        maintenance in training mode. Used by joint residual DiVeQ, which reparameterises
-        the *sum* of stage codewords once."""
+        maintenance in training mode. Used by the joint residual mode, which reparameterises
+        the *sum* of stage choices once. SF-DiVeQ's training choice is the nearest dithered
+        point on the curve (the authors' residual SF-DiVeQ); in eval it is the nearest codeword."""
         flat = self._validated(z).float()
         if self.training:
             self.maintenance.begin_step(self.weight)
         if self.training and not self.maintenance.quantizing:
             sel = self._skip(flat)
+        elif self.training and self.spec.space_filling:
+            choice = select_segment(flat, self.codebook, self.lookup)
+            sel = Selection(dithered_point(self.codebook, choice), choice.nearest_end,
+                            usage=choice.usage_counts(self.codebook_size))
         else:
             codes = nearest(flat, self.codebook, self.lookup)
             sel = Selection(gather(self.codebook, codes), codes)

@@ -14,14 +14,20 @@ RESIDUAL_MODES = ("stagewise", "stagewise_hard", "joint")
 #: Methods whose training output is not the codeword itself (the modes other than stagewise
 #: exist to keep that difference out of the later stages' codes).
 DIVEQ_METHODS = ("diveq", "diveq_detach")
+#: Methods with a joint mode, each the authors' residual variant of the method (their
+#: ``ResidualDIVEQ`` / ``ResidualSFDIVEQ``): hard stage choices (SF-DiVeQ: dithered points),
+#: one reparameterisation of their sum.
+JOINT_METHODS = DIVEQ_METHODS + ("sf_diveq", "sf_diveq_detach")
+_NOISELESS = ("diveq_detach", "sf_diveq_detach")
 
 
 def joint_surrogate(method: str, z: torch.Tensor, target: torch.Tensor, noise_var: float) -> torch.Tensor:
-    """One DiVeQ reparameterisation of the summed stage codewords ``target`` (the authors'
-    residual DiVeQ): gradients reach every stage's codewords through ``||target - z||``."""
-    if method == "diveq":
-        return estimators.diveq(z, target, noise_var)
-    return estimators.diveq_detach(z, target)
+    """One DiVeQ reparameterisation of the summed stage choices ``target`` (the authors' residual
+    DiVeQ and SF-DiVeQ both end this way): gradients reach every stage's codewords through
+    ``||target - z||``; the detach variants drop the noise."""
+    if method in _NOISELESS:
+        return estimators.diveq_detach(z, target)
+    return estimators.diveq(z, target, noise_var)
 
 
 def dropout_counts(batch: int, n_stages: int, fraction: float, device: torch.device) -> torch.Tensor:
@@ -46,8 +52,9 @@ def check_n_quantizers(n_quantizers: Optional[int]) -> None:
 def check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
-    if mode != "stagewise" and method not in DIVEQ_METHODS:
-        raise ValueError(f"residual_mode={mode!r} applies to {DIVEQ_METHODS}, not {method!r}")
+    allowed = {"stagewise_hard": DIVEQ_METHODS, "joint": JOINT_METHODS}.get(mode)
+    if allowed is not None and method not in allowed:
+        raise ValueError(f"residual_mode={mode!r} applies to {allowed}, not {method!r}")
 
 
 def with_value_of(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -70,7 +77,7 @@ class ResidualQuantizer(nn.Module):
         method: estimator of every stage.
         residual_mode: ``"stagewise"`` (each stage applies its estimator to its residual),
             ``"stagewise_hard"`` (DiVeQ only: the same, with the residual chain valued at the
-            hard codewords) or ``"joint"`` (DiVeQ only: hard stage choices, one
+            hard codewords) or ``"joint"`` (DiVeQ and SF-DiVeQ: hard stage choices, one
             reparameterisation of their sum).
         quantizer_dropout: fraction of each batch (leading dimension) that uses a random
             number of stages in training, as DAC.

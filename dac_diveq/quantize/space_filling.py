@@ -68,6 +68,13 @@ def select_segment(z: torch.Tensor, codebook: torch.Tensor, rule: str) -> Segmen
     return SegmentChoice(index=index, lam=lam[index])
 
 
+def dithered_point(codebook: torch.Tensor, choice: SegmentChoice) -> torch.Tensor:
+    """``(N, D)`` the selected dithered points ``(1 - lam) c_i + lam c_{i+1}``, differentiable in the
+    codebook: the hard choice of a stage in the authors' residual SF-DiVeQ (joint residual mode)."""
+    start, end = gather(codebook, choice.index), gather(codebook, choice.index + 1)
+    return start + choice.lam * (end - start)
+
+
 def _segment_ends(z: torch.Tensor, codebook: torch.Tensor, choice: SegmentChoice
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Errors to both ends ``d_j = c_j - z`` as ``(N, 2, D)`` and their weights ``(1-lam, lam)`` ``(N, 2, 1)``."""

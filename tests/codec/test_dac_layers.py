@@ -7,6 +7,7 @@ import dac.nn.quantize as dac_quantize
 
 from dac_diveq.codec.dac_layers import ResidualVectorQuantize, VectorQuantize
 from dac_diveq.quantize import METHODS
+from dac_diveq.quantize.space_filling import dithered_point, select_segment
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # DAC's weight_norm
 
@@ -100,10 +101,10 @@ def test_state_dicts_load_in_both_directions(method):
     assert all(q.codebook.maintenance.initialized for q in fresh.quantizers)
 
 
-@pytest.mark.parametrize("method", ["diveq", "diveq_detach"])
+@pytest.mark.parametrize("method", ["diveq", "diveq_detach", "sf_diveq", "sf_diveq_detach"])
 def test_joint_mode_trains_codebooks_and_out_proj_only(method):
     torch.manual_seed(0)
-    rvq = ResidualVectorQuantize(16, 3, 8, 4, method=method, residual_mode="joint")
+    rvq = ResidualVectorQuantize(16, 3, 8, 4, method=method, residual_mode="joint", skip_iters=0)
     x = torch.randn(2, 16, 7, requires_grad=True)
     z_q, codes, latents, commit, cb = rvq(x)
     assert codes.shape == (2, 3, 7) and latents.shape == (2, 12, 7)
@@ -163,8 +164,35 @@ def test_stagewise_hard_is_stagewise_without_noise():
         torch.testing.assert_close(a, b)
 
 
-@pytest.mark.parametrize("method", ["ste", "rotation", "sf_diveq"])
-def test_modes_other_than_stagewise_are_refused_for_other_methods(method):
-    for mode in ("stagewise_hard", "joint"):
+@pytest.mark.parametrize("method, modes", [("ste", ("stagewise_hard", "joint")),
+                                           ("rotation", ("stagewise_hard", "joint")),
+                                           ("sf_diveq", ("stagewise_hard",))])
+def test_modes_other_than_stagewise_are_refused_for_other_methods(method, modes):
+    for mode in modes:
         with pytest.raises(ValueError, match="applies to"):
             ResidualVectorQuantize(16, 2, 8, 4, method=method, residual_mode=mode)
+
+
+def test_joint_sf_diveq_chains_dithered_points_and_decodes_its_eval_codes():
+    """Joint SF-DiVeQ (the authors' residual SF-DiVeQ): in training each stage quantizes what the
+    previous stages' *dithered points* left, with no noise in the chain; in eval the stored codes
+    decode to exactly the eval output."""
+    torch.manual_seed(0)
+    rvq = ResidualVectorQuantize(32, 4, 16, 8, method="sf_diveq_detach", residual_mode="joint", skip_iters=0)
+    x = torch.randn(2, 32, 9)
+    torch.manual_seed(5)
+    z_q = rvq(x)[0]
+    # Replay the same dithers by hand: the chain and the noiseless total are the dithered points'.
+    torch.manual_seed(5)
+    torch.randint(1, 5, (2,))  # quantizer dropout's draw (DAC draws it even at fraction 0)
+    residual, total = x, 0
+    for q in rvq.quantizers:
+        z_e = q.in_proj(residual).transpose(1, 2).reshape(-1, 8)
+        choice = select_segment(z_e, q.codebook.weight, q.codebook.lookup)
+        point = dithered_point(q.codebook.weight, choice).reshape(2, 9, 8).transpose(1, 2)
+        step = q.out_proj(point)
+        total, residual = total + step, residual - step
+    torch.testing.assert_close(z_q, total, atol=1e-5, rtol=1e-5)
+    rvq.eval()
+    z_q_eval, codes = rvq(x)[:2]
+    torch.testing.assert_close(z_q_eval, rvq.from_codes(codes)[0], atol=1e-5, rtol=1e-5)

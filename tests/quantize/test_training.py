@@ -144,6 +144,10 @@ def test_every_method_trains_an_autoencoder(method):
                      id="residual-diveq-joint"),
         pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "diveq_detach", residual_mode="joint"), True,
                      id="residual-diveq_detach-joint"),
+        pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "sf_diveq", residual_mode="joint", skip_iters=20,
+                                               avg_iters=10), True, id="residual-sf_diveq-joint"),
+        pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "sf_diveq_detach", residual_mode="joint",
+                                               skip_iters=20, avg_iters=10), True, id="residual-sf_diveq_detach-joint"),
         # STE's commitment loss shrinks the latents until one stage leaves a tiny error, and
         # a later stage without a codeword near 0 may add a little: only the total must drop.
         pytest.param(lambda: ResidualQuantizer(4, 16, LATENT, "ste", quantizer_dropout=0.5), False,

@@ -164,18 +164,30 @@ def test_unknown_keyword_is_a_type_error():
         VectorQuantize(8, 16, 4, method="diveq", noise_variance=1e-3)
 
 
-@pytest.mark.parametrize("method", sorted(set(METHODS) - {"diveq", "diveq_detach"}))
-def test_joint_residual_mode_only_for_diveq(method):
+JOINT = {"diveq", "diveq_detach", "sf_diveq", "sf_diveq_detach"}
+
+
+@pytest.mark.parametrize("method", sorted(set(METHODS) - JOINT))
+def test_joint_residual_mode_only_for_the_diveq_family(method):
     with pytest.raises(ValueError, match="residual_mode='joint'"):
         ResidualQuantizer(2, 16, 8, method, residual_mode="joint")
     with pytest.raises(ValueError, match="residual_mode='joint'"):
         ResidualVectorQuantize(8, 2, 16, 4, method=method, residual_mode="joint")
 
 
-@pytest.mark.parametrize("method", ["diveq", "diveq_detach"])
-def test_joint_residual_mode_accepted_for_diveq(method):
+@pytest.mark.parametrize("method", sorted(JOINT))
+def test_joint_residual_mode_accepted_for_the_diveq_family(method):
     ResidualQuantizer(2, 16, 8, method, residual_mode="joint")
     ResidualVectorQuantize(8, 2, 16, 4, method=method, residual_mode="joint")
+
+
+@pytest.mark.parametrize("method", sorted(set(METHODS) - {"diveq", "diveq_detach"}))
+def test_stagewise_hard_only_for_diveq(method):
+    # SF-DiVeQ's training choice is a dithered point, not a codeword: no hard chain to value it at.
+    with pytest.raises(ValueError, match="residual_mode='stagewise_hard'"):
+        ResidualQuantizer(2, 16, 8, method, residual_mode="stagewise_hard")
+    with pytest.raises(ValueError, match="residual_mode='stagewise_hard'"):
+        ResidualVectorQuantize(8, 2, 16, 4, method=method, residual_mode="stagewise_hard")
 
 
 def test_unknown_residual_mode_is_named():
