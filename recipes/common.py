@@ -1,9 +1,13 @@
 """Steps the comparison recipes share: run a logged command, tell whether a training finished."""
 import os
+import re
 import shlex
 import subprocess
 import time
 from pathlib import Path
+from typing import Optional
+
+from tqdm import tqdm
 
 from dac_diveq.training import checkpoint
 
@@ -43,7 +47,14 @@ def run_side_by_side(cmds: list[tuple[list, Path]], log: list[str], jobs: int) -
     threads = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // jobs))}
     failed, pending, running = [], list(cmds), []
+    # One bar over all the trainings' steps, read from their logs (their own bars go there).
+    totals = [planned_steps(cmd) for cmd, _ in cmds]
+    bar = tqdm(total=sum(totals), desc="trainings", unit="step") if all(totals) else None
     while pending or running:
+        if bar is not None:
+            bar.n = sum(min(steps_logged(ROOT / folder / "train.log"), total)
+                        for (_, folder), total in zip(cmds, totals))
+            bar.refresh()
         while pending and len(running) < jobs:
             cmd, folder = pending.pop(0)
             line = " ".join(shlex.quote(str(c)) for c in cmd)
@@ -65,8 +76,33 @@ def run_side_by_side(cmds: list[tuple[list, Path]], log: list[str], jobs: int) -
         handle.close()
         if process.returncode:
             failed.append(subprocess.CalledProcessError(process.returncode, [str(c) for c in cmd]))
+    if bar is not None:
+        bar.close()
     if failed:
         raise failed[0]
+
+
+def planned_steps(cmd: list) -> Optional[int]:
+    """The ``--num_iters`` of a training command, None if it does not say."""
+    args = [str(c) for c in cmd]
+    if "--num_iters" in args[:-1]:
+        value = args[args.index("--num_iters") + 1]
+        return int(value) if value.isdigit() else None
+    return None
+
+
+_TQDM_STEP = re.compile(rb"(\d+)/\d+ \[")
+
+
+def steps_logged(log: Path) -> int:
+    """The last step a training's progress bar wrote to ``log`` (0 before the first)."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - 4096))
+            found = _TQDM_STEP.findall(handle.read())
+    except OSError:
+        return 0
+    return int(found[-1]) if found else 0
 
 
 def finished(save_path: Path, num_iters: int) -> bool:

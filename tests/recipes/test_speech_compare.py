@@ -94,6 +94,18 @@ def test_trainings_side_by_side_share_the_threads_and_log_to_their_folders(tmp_p
     assert recipe.run_side_by_side is common.run_side_by_side
 
 
+def test_side_by_side_progress_is_read_from_the_trainings_logs(tmp_path):
+    _recipe()
+    common = sys.modules["common"]
+    log = tmp_path / "train.log"
+    assert common.steps_logged(log) == 0  # not written yet
+    log.write_bytes(b"checkpoints: x\rtrain:   0%|  | 0/900 [00:00<?, ?step/s]\rtrain:   1%|  | 12/900 [00:25<30:00, "
+                    b"2.1s/step, loss=60.1]\rtrain:   1%|  | 13/900 [00:27<30:00, 2.1s/step]")
+    assert common.steps_logged(log) == 13
+    assert common.planned_steps(["python", "scripts/train.py", "--num_iters", "900"]) == 900
+    assert common.planned_steps(["python", "scripts/train.py"]) is None
+
+
 def test_an_ablation_is_compared_with_its_first_variant_and_carries_its_notes(tmp_path, monkeypatch):
     import json
 
