@@ -15,7 +15,6 @@ from audiotools.core import util as at_util
 from audiotools.data.datasets import AudioDataset, AudioLoader
 
 TORCHAUDIO_HAS_INFO = hasattr(torchaudio, "info")
-needs_shim = pytest.mark.skipif(TORCHAUDIO_HAS_INFO, reason="torchaudio.info exists again: no shim installed")
 
 
 def speech_like(sample_rate, seconds, seed, channels=1):
