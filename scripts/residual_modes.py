@@ -22,7 +22,7 @@ import torch
 
 from dac_diveq.codec import codec_io
 from dac_diveq.codec.dac_layers import ResidualVectorQuantize
-from dac_diveq.quantize.residual import DIVEQ_METHODS, JOINT_METHODS, RESIDUAL_MODES
+from dac_diveq.quantize.residual import residual_modes_of
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
         print(f"error: the run's method is {quantizer.method}; the residual modes differ for diveq and sf_diveq only",
               file=sys.stderr)
         return 2
-    modes = [mode for mode in RESIDUAL_MODES if mode == "stagewise" or quantizer.method in
-             (DIVEQ_METHODS if mode == "stagewise_hard" else JOINT_METHODS)]
+    modes = residual_modes_of(quantizer.method)
     state = quantizer.state_dict()
     print(f"| residual_mode | frames whose training codes != stored codes | stages differing per frame "
           f"(of {len(quantizer.quantizers)}) | gap of the training output (mean of {args.draws} passes) to the decode |")

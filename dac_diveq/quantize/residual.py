@@ -49,12 +49,20 @@ def check_n_quantizers(n_quantizers: Optional[int]) -> None:
         raise ValueError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
 
 
+#: The methods each mode other than ``stagewise`` (every method's) applies to.
+_MODE_METHODS = {"stagewise_hard": DIVEQ_METHODS, "joint": JOINT_METHODS}
+
+
+def residual_modes_of(method: str) -> tuple[str, ...]:
+    """The residual modes ``method`` can train with."""
+    return tuple(mode for mode in RESIDUAL_MODES if method in _MODE_METHODS.get(mode, (method,)))
+
+
 def check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
         raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
-    allowed = {"stagewise_hard": DIVEQ_METHODS, "joint": JOINT_METHODS}.get(mode)
-    if allowed is not None and method not in allowed:
-        raise ValueError(f"residual_mode={mode!r} applies to {allowed}, not {method!r}")
+    if mode not in residual_modes_of(method):
+        raise ValueError(f"residual_mode={mode!r} applies to {_MODE_METHODS[mode]}, not {method!r}")
 
 
 def with_value_of(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
