@@ -18,9 +18,23 @@ METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel
                "sf_diveq_detach": "sf_diveq_detach"}
 
 
+_INTERPRETER = re.compile(r"^((?:OMP_NUM_THREADS=\d+ )?)\S*/python[\d.]*(?= )")
+
+
+def portable(line: str) -> str:
+    """A command line as the command log keeps it: the interpreter as ``python`` and paths inside
+    the repository relative to it, so a committed report reads the same on every machine."""
+    return _INTERPRETER.sub(r"\1python", line).replace(f"{ROOT}/", "")
+
+
+def shown(cmd: list) -> str:
+    """``cmd`` quoted for a shell, as the command log keeps it (see :func:`portable`)."""
+    return portable(" ".join(shlex.quote(str(c)) for c in cmd))
+
+
 def run(cmd: list, log: list[str]) -> None:
     """Run ``cmd`` from the repository root (raising on failure) and append it to ``log``."""
-    line = " ".join(shlex.quote(str(c)) for c in cmd)
+    line = shown(cmd)
     log.append(line)
     print(f"$ {line}", flush=True)
     subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True)
@@ -57,8 +71,7 @@ def run_side_by_side(cmds: list[tuple[list, Path]], log: list[str], jobs: int) -
             bar.refresh()
         while pending and len(running) < jobs:
             cmd, folder = pending.pop(0)
-            line = " ".join(shlex.quote(str(c)) for c in cmd)
-            log.append(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} {line}")
+            log.append(f"OMP_NUM_THREADS={env['OMP_NUM_THREADS']} {shown(cmd)}")
             (ROOT / folder).mkdir(parents=True, exist_ok=True)
             handle = open(ROOT / folder / "train.log", "a")
             print(f"$ {log[-1]}  (log: {folder}/train.log)", flush=True)
@@ -117,7 +130,8 @@ def write_commands(path: Path, header: str, log: list[str]) -> Path:
     The header is followed by the environment the commands ran in (the children inherit it):
     seeded runs reproduce only at the same thread count."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    previous = path.read_text().splitlines() if path.is_file() else []
+    # Older histories may hold this machine's absolute paths: they are made portable too.
+    previous = [portable(line) for line in path.read_text().splitlines()] if path.is_file() else []
     env = checkpoint.environment()
     setting = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else "default"
     provenance = (f"# environment: {env['threads']} threads ({setting}), torch {env['torch']}, "

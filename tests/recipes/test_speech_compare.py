@@ -142,3 +142,21 @@ def test_an_unknown_ablation_variant_is_a_one_line_error(tmp_path):
                   "--root", str(tmp_path / "runs"))
     assert result.returncode == 2 and "unknown variants ['diveq_jiont']" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_the_command_log_is_the_same_on_every_machine(tmp_path):
+    _recipe()
+    common = sys.modules["common"]
+    log = []
+    common.run([sys.executable, "-c", "pass", common.ROOT / "runs" / "x y"], log)
+    assert log == ["python -c pass 'runs/x y'"]
+    # An older history written with this machine's paths is made portable when the next run adds to it.
+    history = tmp_path / "commands.txt"
+    history.write_text(f"# recipes/speech_compare --size cpu\n{sys.executable} scripts/report.py "
+                       f"--commands {common.ROOT}/runs/compare/cpu/commands.txt\n")
+    common.write_commands(history, "# recipes/speech_compare --size cpu --seeds 1", ["OMP_NUM_THREADS=1 " + log[0]])
+    lines = history.read_text().splitlines()
+    assert lines[1] == "python scripts/report.py --commands runs/compare/cpu/commands.txt"
+    assert lines[2] == "# recipes/speech_compare --size cpu --seeds 1"
+    assert lines[-1] == "OMP_NUM_THREADS=1 python -c pass 'runs/x y'"
+    assert str(common.ROOT) not in history.read_text()
