@@ -163,6 +163,9 @@ def bench_file(source: Path, seconds: float, args, weights: dict[str, Path], wor
                         run_timed(command(tool, "encode", source, folder, weights[tool], args.device), args.threads)
                 times[op][tool].append(run_timed(command(tool, op, target, out, weights[tool], args.device),
                                                  args.threads))
+                # Progress, and the raw times should a long benchmark be cut short.
+                print(f"{seconds:g} s, round {r + 1}/{args.rounds}, {op}, {tool}: {times[op][tool][-1]:.2f} s",
+                      file=sys.stderr, flush=True)
         if identical is None:
             identical = same_codes(work / "out" / f"{source.stem}_dac_{r}" / f"{source.stem}.dac",
                                    work / "out" / f"{source.stem}_ours_{r}" / f"{source.stem}.dac")
