@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 1.05  # ours / DAC's wall time, at most
 TOOLS = ("dac", "ours")
+OPS = ("encode", "decode")
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -46,7 +48,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=3, help="paired rounds per file and operation")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--threads", type=int, default=2, help="OMP/torch threads of every process (CPU)")
-    p.add_argument("--ops", nargs="+", choices=("encode", "decode"), default=["encode", "decode"])
+    p.add_argument("--ops", nargs="+", choices=OPS, default=list(OPS))
     p.add_argument("--tiny", action="store_true", help="tiny widths (the layout's rates and codebooks): smoke runs")
     p.add_argument("--work", default=str(ROOT / "runs" / "bench_codec"), help="models, audio and outputs")
     p.add_argument("--output", default="", help="also write the Markdown table to this file")
@@ -152,15 +154,20 @@ def bench_file(source: Path, seconds: float, args, weights: dict[str, Path], wor
     identical = None
     for r in range(args.rounds):
         order = TOOLS if r % 2 == 0 else TOOLS[::-1]
-        for op in args.ops:
+        for op in sorted(args.ops, key=OPS.index):  # decode reads what encode wrote
             for tool in order:
                 folder = work / "out" / f"{source.stem}_{tool}_{r}"
+                # Outputs of an earlier run are removed first: our CLI keeps an existing output
+                # (without --overwrite) where DAC's replaces it, which would time a skip.
                 if op == "encode":
                     target, out = source, folder
-                else:  # each tool decodes the codes it wrote (the same codes: same weights)
+                    shutil.rmtree(folder, ignore_errors=True)
+                else:  # each tool decodes the codes it wrote this round (the same codes: same weights)
                     target, out = folder / f"{source.stem}.dac", folder
-                    if not target.exists():  # --ops decode alone: encode first, untimed
+                    if "encode" not in args.ops:  # --ops decode alone: encode first, untimed
+                        shutil.rmtree(folder, ignore_errors=True)
                         run_timed(command(tool, "encode", source, folder, weights[tool], args.device), args.threads)
+                    (folder / f"{source.stem}.wav").unlink(missing_ok=True)
                 times[op][tool].append(run_timed(command(tool, op, target, out, weights[tool], args.device),
                                                  args.threads))
                 # Progress, and the raw times should a long benchmark be cut short.
