@@ -9,6 +9,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from dac_diveq.report.markdown import portable_command
 from dac_diveq.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,13 +19,9 @@ METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel
                "sf_diveq_detach": "sf_diveq_detach"}
 
 
-_INTERPRETER = re.compile(r"^((?:OMP_NUM_THREADS=\d+ )?)\S*/python[\d.]*(?= )")
-
-
 def portable(line: str) -> str:
-    """A command line as the command log keeps it: the interpreter as ``python`` and paths inside
-    the repository relative to it, so a committed report reads the same on every machine."""
-    return _INTERPRETER.sub(r"\1python", line).replace(f"{ROOT}/", "")
+    """A command line as the command log keeps it (see :func:`~dac_diveq.report.markdown.portable_command`)."""
+    return portable_command(line, ROOT)
 
 
 def shown(cmd: list) -> str:

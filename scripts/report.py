@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from dac_diveq.report.document import ReportOptions, write_report
+from dac_diveq.report.markdown import portable_command
 from dac_diveq.training.checkpoint import CheckpointError
 
 
@@ -66,7 +67,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     options, print_headline = parse_args(argv)
     try:
-        readme, headline = write_report(options, shlex.join([sys.executable, "scripts/report.py", *argv]))
+        command = portable_command(shlex.join([sys.executable, "scripts/report.py", *argv]), Path.cwd())
+        readme, headline = write_report(options, command)
     except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

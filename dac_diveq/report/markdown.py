@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -10,6 +11,20 @@ import numpy as np
 from dac_diveq.report import labels
 from dac_diveq.report.runs import Domain, Group, Run, common_domain, higher_is_better, paired_values
 from dac_diveq.report.stats import holm, mean_ci, paired_comparison, verdict
+
+
+_INTERPRETER = re.compile(r"^((?:OMP_NUM_THREADS=\d+ )?)\S*/python[\d.]*(?= |$)")
+
+
+def portable_command(line: str, root: Path) -> str:
+    """A command line as a report's provenance keeps it: the interpreter as ``python`` and paths
+    under ``root`` (the repository) relative to it, so a committed report reads the same on every machine.
+
+    Args:
+        line: a shell command line, maybe led by ``OMP_NUM_THREADS=N``.
+        root: the folder the command ran in.
+    """
+    return _INTERPRETER.sub(r"\1python", line).replace(f"{Path(root).resolve()}/", "")
 
 
 def _cell(value: Any) -> str:

@@ -1,6 +1,7 @@
 """End-to-end test of scripts/report.py on small, well-formed synthetic run folders."""
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,7 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     opus_rows = [l for l in text.split("## Provenance")[1].splitlines() if l.startswith("| opus |")]
     assert opus_rows and all("n/a (reference codec)" in l and "weights.pth" not in l for l in opus_rows)
     assert "do not keep the phase of the input" in text  # SI-SDR is explained, not shown without a word
-    assert "scripts/report.py --runs" in text
+    assert "\npython scripts/report.py --runs" in text and sys.executable not in text  # portable provenance
 
     pngs = sorted(out.glob("*.png"))
     names = {p.name for p in pngs}
