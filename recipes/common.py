@@ -19,14 +19,10 @@ METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel
                "sf_diveq_detach": "sf_diveq_detach"}
 
 
-def portable(line: str) -> str:
-    """A command line as the command log keeps it (see :func:`~dac_diveq.report.markdown.portable_command`)."""
-    return portable_command(line, ROOT)
-
-
 def shown(cmd: list) -> str:
-    """``cmd`` quoted for a shell, as the command log keeps it (see :func:`portable`)."""
-    return portable(" ".join(shlex.quote(str(c)) for c in cmd))
+    """``cmd`` quoted for a shell, as the command log keeps it (portable: see
+    :func:`~dac_diveq.report.markdown.portable_command`)."""
+    return portable_command(" ".join(shlex.quote(str(c)) for c in cmd), ROOT)
 
 
 def run(cmd: list, log: list[str]) -> None:
@@ -128,7 +124,7 @@ def write_commands(path: Path, header: str, log: list[str]) -> Path:
     seeded runs reproduce only at the same thread count."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # Older histories may hold this machine's absolute paths: they are made portable too.
-    previous = [portable(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    previous = [portable_command(line, ROOT) for line in path.read_text().splitlines()] if path.is_file() else []
     env = checkpoint.environment()
     setting = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}" if "OMP_NUM_THREADS" in os.environ else "default"
     provenance = (f"# environment: {env['threads']} threads ({setting}), torch {env['torch']}, "
