@@ -54,11 +54,11 @@ def explicit_keys(args: Mapping[str, Any], argv: Sequence[str]) -> set[str]:
     """The argbind keys the user set: those of the ``--args.load`` yml (its includes resolved) and
     those given on the command line. argbind's parsed ``args`` also holds every default, which a
     conf did not choose and which must not count as contradicting a checkpoint."""
-    import argbind
+    from ..training.config import load_yml
 
     keys: set[str] = set()
     if args.get("args.load"):
-        keys |= set(argbind.load_args(args["args.load"]))
+        keys |= set(load_yml(args["args.load"]))  # YAML's safe loader, as every yml is read
     keys |= {arg[2:].split("=", 1)[0] for arg in argv if arg.startswith("--")}
     return keys
 

@@ -2,25 +2,31 @@
 
 argbind itself accepts anything: a typo'd key (``DiVeQDAC.noise_vr``) in a yml or on the command
 line is kept in the arguments and never read, so the run silently trains with the default. It also
-reads ymls with PyYAML's unsafe loader, which runs the code a ``!!python/...`` tag names.
-:func:`parse_args` reads every yml (and its ``$include`` files) with the safe loader first, then
-parses with argbind and checks every key against the parameters of the bound functions: an unknown
-key, a missing file, broken YAML or a code tag is a :class:`ConfigError` with one line naming the
-key or file (and the closest known key).
+reads ymls with PyYAML's unsafe loader, which runs the code a ``!!python/...`` tag names, and parses
+with argparse's default, which takes ``--args.loa``, ``--args.l=FILE`` or ``--num_iter`` for the
+options they abbreviate (argbind then lets the yml override an abbreviated command-line value).
+:func:`parse_args` parses with abbreviations refused, reads every yml (and its ``$include`` files)
+with the safe loader only (:func:`load_yml` stands in for argbind's loader while argbind parses),
+and checks every key against the parameters of the bound functions: an unknown or abbreviated
+option, a repeated ``--args.load``, a missing file, broken YAML or a code tag is a
+:class:`ConfigError` with one line naming the key or file (and the closest known key).
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, NoReturn, Optional, Sequence
 
 import yaml
 
 #: Keys argbind itself puts in the parsed arguments.
 ARGBIND_KEYS = frozenset({"args.load", "args.save", "args.debug", "args.unknown"})
+#: argbind's own command-line options.
+ARGBIND_OPTIONS = frozenset({"args.load", "args.save", "args.debug"})
 #: Keys of a yml that argbind consumes while loading it.
 YML_DIRECTIVES = frozenset({"$include", "$vars"})
 
@@ -30,7 +36,8 @@ class ConfigError(ValueError):
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
-    """``argbind.parse_args()`` with every yml checked first and every key checked after.
+    """``argbind.parse_args()`` with abbreviations refused, every yml read safely and every key
+    checked after.
 
     Call it after the script bound its functions (``argbind.bind``): the keys they accept are
     the known ones.
@@ -42,25 +49,68 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         argbind's arguments.
 
     Raises:
-        ConfigError: a yml that is missing, broken or carries code; an unknown key (one line).
+        ConfigError: a yml that is missing, broken or carries code; ``--args.load`` given more
+            than once; an unknown or abbreviated option or key; a value argparse refuses (one line).
     """
     import argbind
 
+    parser = build_parser()
     argv = with_resume_value(list(sys.argv[1:] if argv is None else argv))
-    argv = normalise_flags(argv, argbind.build_parser())
+    argv = normalise_flags(argv, parser)
     argv, containers = container_values(argv, container_keys())
-    conf = _loaded_file(argv)
+    loaded = _loaded_files(argv)
+    if len(loaded) > 1:
+        raise ConfigError(f"--args.load is given {len(loaded)} times ({', '.join(loaded)}); argbind reads one "
+                          "yml: pass one (it can $include the others)")
+    conf = loaded[0] if loaded else ""
     if conf:
         check_yml(conf)
     saved = sys.argv
     sys.argv = [saved[0] if saved else "train", *argv]
     try:
-        args = argbind.parse_args()
+        with safe_argbind_loading():
+            args = argbind.parse_args(parser)
     finally:
         sys.argv = saved
     check_keys(args, known_keys(), conf)
     args.update(containers)  # the command line overrides the ymls, as for every other key
     return args
+
+
+def build_parser() -> Any:
+    """argbind's parser of the bound functions, refusing abbreviated options, with argparse's
+    errors raised as :class:`ConfigError` (one line, not usage text and ``SystemExit``).
+
+    With argparse's default (``allow_abbrev=True``), ``--args.loa FILE`` loads ``FILE`` unseen by a
+    check that looks for ``--args.load``, and ``--num_iter 2`` sets ``num_iters`` only until the
+    yml's value overrides it (argbind tells command-line keys from yml keys by their spelling).
+    """
+    import argbind
+
+    parser = argbind.build_parser()
+    parser.allow_abbrev = False  # read by argparse at parse time
+
+    def error(message: str) -> NoReturn:
+        raise ConfigError(message)
+
+    parser.error = error
+    return parser
+
+
+@contextlib.contextmanager
+def safe_argbind_loading() -> Iterator[None]:
+    """While the block runs, argbind loads every yml (``--args.load`` and each ``$include``) with
+    :func:`load_yml`, YAML's safe loader, instead of its own ``yaml.Loader``, which runs the code
+    a ``!!python/...`` tag names."""
+    import argbind
+
+    module = argbind.argbind
+    previous = module.load_args
+    module.load_args = load_yml
+    try:
+        yield
+    finally:
+        module.load_args = previous
 
 
 def container_keys() -> set[str]:
@@ -195,6 +245,9 @@ def check_keys(args: dict[str, Any], known: Iterable[str], conf: str = "") -> No
     for item in args.get("args.unknown") or []:
         key = item.split("=", 1)[0]
         if key.startswith("--"):
+            full = sorted(k for k in known | ARGBIND_OPTIONS if k.startswith(key[2:]))
+            if len(full) == 1 and key[2:]:
+                raise ConfigError(f"unknown option {key}: options are not abbreviated, did you mean --{full[0]}?")
             raise ConfigError(f"unknown option {key}{_closest(key[2:], known, '--')}")
         raise ConfigError(f"unexpected argument {item!r} (options are --key value)")
     for key in args:
@@ -210,9 +263,33 @@ def check_yml(path: str | os.PathLike, included_from: Optional[Path] = None,
     Raises:
         ConfigError: a missing file (naming the file that includes it), broken YAML (with its
             line), a ``!!python`` tag (refused: it runs code), a top level that is not a mapping,
-            or an include cycle.
+            an ``$include`` that is not a list of file names, or an include cycle.
     """
-    path = Path(path)
+    _read_yml(Path(path), included_from, seen)
+
+
+def load_yml(path: str | os.PathLike) -> dict[str, Any]:
+    """What ``argbind.load_args(path)`` returns, read with YAML's safe loader only.
+
+    The files ``path`` ``$include``s are read first, in order (their paths as written, relative
+    to the working folder, as argbind reads them), then ``path``'s own keys override theirs; a
+    string value (or list item) ``$NAME`` is replaced by ``$vars``' ``NAME`` or the environment
+    variable ``NAME`` when one is set; ``args.debug`` is argbind's default unless set.
+
+    Raises:
+        ConfigError: as :func:`check_yml`.
+    """
+    import argbind
+
+    data = _read_yml(Path(path), None, (), merged=True)
+    data.setdefault("args.debug", argbind.argbind.DEBUG)
+    return data
+
+
+def _read_yml(path: Path, included_from: Optional[Path], seen: tuple[Path, ...],
+              merged: bool = False) -> dict[str, Any]:
+    """A yml (and its includes) read safely and checked; with ``merged``, the includes merged
+    and ``$vars`` substituted as argbind does (see :func:`load_yml`)."""
     origin = f" (included from {included_from})" if included_from else ""
     if path.resolve() in seen:
         raise ConfigError(f"{path}{origin} includes itself")
@@ -229,14 +306,28 @@ def check_yml(path: str | os.PathLike, included_from: Optional[Path] = None,
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read configuration file {path}{origin} ({exc})") from None
     if data is None:
-        return
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}{origin} is not a mapping of keys to values")
-    includes = data.get("$include", [])
-    if not isinstance(includes, list):
-        raise ConfigError(f"{path}{origin}: $include must be a list of files")
+    includes = data.pop("$include", [])
+    if not isinstance(includes, list) or not all(isinstance(include, str) for include in includes):
+        raise ConfigError(f"{path}{origin}: $include must be a list of file names")
+    variables = data.pop("$vars", {})
+    if not isinstance(variables, dict):
+        raise ConfigError(f"{path}{origin}: $vars must be a mapping of names to values")
+    loaded = {}
     for include in includes:
-        check_yml(include, path, (*seen, path.resolve()))
+        loaded.update(_read_yml(Path(include), path, (*seen, path.resolve()), merged))
+    if not merged:
+        return data
+    loaded.update(data)
+    lookup = {**os.environ, **variables}
+
+    def substitute(value: Any) -> Any:
+        return lookup[value[1:]] if isinstance(value, str) and value.startswith("$") and value[1:] in lookup else value
+
+    return {key: [substitute(item) for item in value] if isinstance(value, list) else substitute(value)
+            for key, value in loaded.items()}
 
 
 def _yaml_problem(exc: Exception) -> str:
@@ -245,14 +336,15 @@ def _yaml_problem(exc: Exception) -> str:
     return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
-def _loaded_file(argv: Sequence[str]) -> str:
-    """The value of ``--args.load`` on the command line ('' when absent)."""
+def _loaded_files(argv: Sequence[str]) -> list[str]:
+    """Every value of ``--args.load`` on the command line (abbreviations are refused by the parser)."""
+    files = []
     for i, arg in enumerate(argv):
         if arg == "--args.load" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--args.load="):
-            return arg.split("=", 1)[1]
-    return ""
+            files.append(argv[i + 1])
+        elif arg.startswith("--args.load="):
+            files.append(arg.split("=", 1)[1])
+    return files
 
 
 def _closest(key: str, known: set[str], prefix: str = "") -> str:
