@@ -97,7 +97,7 @@ def add_figures(report: Path, root: Path, methods: list[str], bits: int, seed: i
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
     parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
     parser.add_argument("--bits", nargs="+", type=int, help="bits per code, log2 of the codebook size "

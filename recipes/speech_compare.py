@@ -87,7 +87,7 @@ ABLATIONS = {
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
     parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--weights_path", required=True, help="weights.pth or a run folder (its latest)")
     parser.add_argument("--input", default="data/speech/test_real", help="folder of reference .wav files")
     args = parser.parse_args(argv)

@@ -41,7 +41,7 @@ OPS = ("encode", "decode")
 def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     from dac_diveq.codec.layouts import LAYOUTS
 
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--layout", choices=sorted(LAYOUTS), default="16khz", help="DAC's released architecture")
     p.add_argument("--durations", type=float, nargs="+", default=[60.0, 600.0], help="seconds of audio per file")

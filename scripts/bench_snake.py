@@ -21,7 +21,7 @@ SHAPES = ((8, 64, 4000), (8, 32, 8000), (8, 128, 1000))
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args(argv)

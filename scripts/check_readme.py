@@ -39,7 +39,7 @@ def measured(headline: str) -> dict[str, tuple[str, str]]:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--headline", type=Path, default=ROOT / "runs/image/quickstart/report/headline.md")
     args = parser.parse_args(argv)

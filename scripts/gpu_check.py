@@ -257,7 +257,7 @@ def environment() -> str:
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     parser.add_argument("--smoke", action="store_true", help="tiny settings on the CPU (tests the plumbing)")
     parser.add_argument("--output", default=str(ROOT / "reports" / "gpu_check"), help="where README.md goes")
     parser.add_argument("--work", default=str(ROOT / "runs" / "gpu_check"), help="run folders and logs")

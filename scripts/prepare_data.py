@@ -33,7 +33,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     Returns:
         The parsed arguments.
     """
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.split("\n\n")[0])
     p.add_argument("--root", default="data", help="data root; output goes to ROOT/speech")
     p.add_argument("--n_train", type=int, default=DEFAULT_N_TRAIN, help="training utterances")
     p.add_argument("--n_val", type=int, default=DEFAULT_N_VAL, help="validation utterances")

@@ -30,7 +30,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
     Returns:
         The report's options, and whether to print the headline.
     """
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=[], metavar="EVAL_DIR",
                         help="eval folders (<save_path>/eval with per_file.csv and summary.json)")
     parser.add_argument("--runs-glob", nargs="+", default=[], metavar="PATTERN",

@@ -68,7 +68,7 @@ def gaps(quantizer: ResidualVectorQuantize, latents, draws: int) -> tuple[float,
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--weights_path", help="a DiVeQ run folder or weights.pth (default: random weights)")
     parser.add_argument("--input", default="data/speech/test_real", help="folder of .wav clips (with --weights_path)")
     parser.add_argument("--method", choices=("diveq", "sf_diveq"), default="diveq",

@@ -13,7 +13,7 @@ from dac_diveq.metrics import speech
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path, help="folder of reference wav files")
     parser.add_argument("decoded", type=Path, help="folder of decoded wav files (same relative names)")
     args = parser.parse_args(argv)

@@ -389,7 +389,7 @@ def _quiet_transformers() -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dac_diveq", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog="python -m dac_diveq", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser, what: str) -> None:
@@ -404,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them, "
                                                                    "count them as skipped)")
 
-    enc = commands.add_parser("encode", help="audio -> .dac")
+    enc = commands.add_parser("encode", allow_abbrev=False, help="audio -> .dac")
     common(enc, f"audio ({', '.join(AUDIO_EXTENSIONS)})")
     enc.add_argument("--n_quantizers", type=int, default=None, help="codebooks to use (default: all)")
     enc.add_argument("--win_duration", type=float, default=5.0,
@@ -412,15 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     enc.add_argument("--packed", action="store_true",
                      help="store codes in log2(codebook size) bits (10 for 1024 words) instead of DAC's 16-bit "
                           "integers: files of the codec's bitrate, read by this package only")
-    dec = commands.add_parser("decode", help=".dac -> wav at the original sample rate and length")
+    dec = commands.add_parser("decode", allow_abbrev=False, help=".dac -> wav at the original sample rate and length")
     common(dec, ".dac")
     dec.add_argument("--strict", action="store_true",
                      help="refuse a .dac file encoded by a model of another quantizer method (default: warn)")
-    inf = commands.add_parser("info", help="describe a checkpoint or a .dac file")
+    inf = commands.add_parser("info", allow_abbrev=False, help="describe a checkpoint or a .dac file")
     inf.add_argument("path", help="weights file, training folder (save_path) or .dac file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
                                                          "its bitrate if the file does not name it")
-    exp = commands.add_parser("export", help="a checkpoint as stock DAC weights or a Hugging Face folder")
+    exp = commands.add_parser("export", allow_abbrev=False,
+                              help="a checkpoint as stock DAC weights or a Hugging Face folder")
     exp.add_argument("weights", help="DiVeQDAC weights file or training folder (save_path)")
     exp.add_argument("--format", choices=EXPORT_FORMATS, default="dac",
                      help="dac: a dac.model.DAC weights file; hf: a transformers DacModel folder (default dac)")
