@@ -34,6 +34,7 @@ from .codec_io import (
     one_line,
     read_audio,
     save_dac,
+    weights_file,
     write_wav,
 )
 
@@ -353,23 +354,28 @@ def info(path: str, weights_path: str = "") -> int:
 EXPORT_FORMATS = ("dac", "hf")
 
 
-def export(weights: str, format: str = "dac", output: str = "") -> int:
-    """Write a checkpoint as a stock DAC weights file (``dac``) or a ``transformers`` folder (``hf``)."""
-    from .export import export_to_dac
+def export(weights: str, format: str = "dac", output: str = "", overwrite: bool = False) -> int:
+    """Write a checkpoint as a stock DAC weights file (``dac``) or a ``transformers`` folder (``hf``).
+
+    An existing output is kept unless ``overwrite``; even then only an earlier export's files are
+    replaced (never a folder's other files), and never the input weights.
+    """
+    from .export import OutputError, export_to_dac
     from .hf_export import ExportError, export_to_hf
 
     if not output:
         raise UsageError("--output", "required (the weights file for --format dac, the folder for --format hf)")
     target = Path(output)
-    if format == "dac" and target.is_dir():
-        raise UsageError(output, "is a folder; --format dac writes one weights file")
     model = _model(weights, "cpu")
+    keep = [weights_file(Path(weights))]  # the file the model was read from: never replaced
     try:
         if format == "dac":
-            export_to_dac(model, target)
+            export_to_dac(model, target, overwrite=overwrite, keep=keep)
         else:
             _quiet_transformers()
-            export_to_hf(model, target)
+            export_to_hf(model, target, overwrite=overwrite, keep=keep)
+    except OutputError as exc:
+        raise UsageError("--output", one_line(exc)) from None
     except (ExportError, ValueError) as exc:  # the model cannot be reproduced in that format
         raise UsageError(weights, one_line(exc)) from None
     loader = ("dac.model.DAC.load(path) and `python -m dac decode --weights_path`" if format == "dac"
@@ -426,6 +432,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", choices=EXPORT_FORMATS, default="dac",
                      help="dac: a dac.model.DAC weights file; hf: a transformers DacModel folder (default dac)")
     exp.add_argument("--output", required=True, help="the weights file (dac) or folder (hf) to write")
+    exp.add_argument("--overwrite", action="store_true",
+                     help="replace an existing output (for hf: only an earlier export's files in the folder; "
+                          "never other files, never the input weights)")
     return parser
 
 

@@ -131,6 +131,19 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 # ----------------------------------------------------------------------------- weights
 
 
+def weights_file(path: Path) -> Path:
+    """The file :func:`load_model` reads for ``path``: ``path`` itself, or the generator of a
+    training folder's latest checkpoint.
+
+    Raises:
+        InputError: no weights file there (one line).
+    """
+    try:
+        return checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
+    except FileNotFoundError as exc:
+        raise InputError(str(exc)) from None
+
+
 def load_model(path: Path):
     """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
     (or the training folder holding one), in eval mode on the CPU.
@@ -140,10 +153,7 @@ def load_model(path: Path):
     weight to match the configuration (``strict``): a checkpoint of another class or
     configuration is an error, not a half-initialised model.
     """
-    try:  # a weights file, or the generator of a training folder's latest checkpoint
-        path = checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
-    except FileNotFoundError as exc:
-        raise InputError(str(exc)) from None
+    path = weights_file(path)
     try:
         data = checkpoint.load_file(path)
     except checkpoint.UntrustedFileError as exc:

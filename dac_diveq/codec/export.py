@@ -1,8 +1,13 @@
-"""Export a trained :class:`DiVeQDAC` as a stock ``dac.model.DAC`` checkpoint."""
+"""Export a trained :class:`DiVeQDAC` as a stock ``dac.model.DAC`` checkpoint.
+
+An export never replaces what it was not asked to: an existing output is refused unless
+``overwrite``, and the input weights are never replaced (:class:`OutputError`).
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 from dac.model.dac import DAC
 
@@ -26,11 +31,64 @@ def to_stock_dac(model: DiVeQDAC) -> DAC:
     return stock.to(next(model.parameters()).device).eval()
 
 
-def export_to_dac(model: DiVeQDAC, path: str | os.PathLike) -> Path:
-    """Write ``model`` as a stock DAC weights file that ``dac.model.DAC.load`` and
-    ``python -m dac decode --weights_path`` read. The file appears atomically."""
+class OutputError(ValueError):
+    """An output an export must not write: it exists (without ``overwrite``), it is the input
+    weights, or it is not a file an export wrote. The message is one line."""
+
+
+def same_file(path: str | os.PathLike, others: Iterable[str | os.PathLike]) -> bool:
+    """Whether ``path`` is (or links to) one of ``others``."""
+    for other in others:
+        try:
+            if os.path.samefile(path, other):
+                return True
+        except OSError:  # one of them does not exist
+            continue
+    return False
+
+
+def check_dac_output(path: str | os.PathLike, overwrite: bool = False, keep: Iterable[str | os.PathLike] = ()) -> None:
+    """Refuse a ``--format dac`` output that must not be written.
+
+    Args:
+        path: the weights file to write.
+        overwrite: an existing file may be replaced.
+        keep: files never replaced, even with ``overwrite`` (the input weights).
+
+    Raises:
+        OutputError: ``path`` is a folder, one of ``keep``, or exists without ``overwrite``.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path} is a folder; --format dac writes one weights file")
+    if not (path.exists() or path.is_symlink()):
+        return
+    if same_file(path, keep):
+        raise OutputError(f"{path} is the input weights; write the export to another file")
+    if not overwrite:
+        raise OutputError(f"{path} exists; pass --overwrite to replace it")
+
+
+def export_to_dac(model: DiVeQDAC, path: str | os.PathLike, overwrite: bool = False,
+                  keep: Iterable[str | os.PathLike] = ()) -> Path:
+    """Write ``model`` as a stock DAC weights file that ``dac.model.DAC.load`` and
+    ``python -m dac decode --weights_path`` read. The file appears atomically.
+
+    Args:
+        model: the trained model.
+        path: the weights file to write.
+        overwrite: replace ``path`` if it exists (default: refuse).
+        keep: files never replaced (the weights ``model`` was read from).
+
+    Raises:
+        OutputError: see :func:`check_dac_output`.
+        ValueError: the model cannot be exported to stock DAC (:func:`to_stock_dac`).
+    """
+    path = Path(path)
+    keep = list(keep)
+    check_dac_output(path, overwrite, keep)
     stock = to_stock_dac(model).cpu()
     with atomic_path(path) as tmp:
         stock.save(str(tmp), package=False)
+        check_dac_output(path, overwrite, keep)  # nothing appeared there meanwhile
     return path

@@ -7,19 +7,27 @@ and encodes and decodes as our model does, for every method: at inference every 
 codeword choice. Models whose codes ``DacModel`` cannot reproduce are refused (:func:`hf_refusal`).
 
 ``transformers`` is an optional dependency (the ``hf`` extra); only :func:`export_to_hf` needs it.
+
+An existing folder is written into only with ``overwrite``, and then only the export's own files
+in it are replaced (:func:`check_hf_output`): never a folder's other contents, never the input.
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional, Sequence
 
 import torch
 
+from .export import OutputError, same_file
 from .model import DiVeQDAC
+
+#: The files of an export (``save_pretrained`` of ``DacModel`` and ``DacFeatureExtractor``).
+HF_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 
 #: DAC's residual unit (``Sequential(Snake1d, WNConv1d k7, Snake1d, WNConv1d k1)``) in HF's names.
 _UNIT = ("snake1", "conv1", "snake2", "conv2")
@@ -122,21 +130,85 @@ def hf_state_dict(model: DiVeQDAC) -> dict[str, torch.Tensor]:
     return out
 
 
-def export_to_hf(model: DiVeQDAC, folder: str | os.PathLike) -> Path:
+def check_hf_output(folder: str | os.PathLike, overwrite: bool = False, keep: Iterable[str | os.PathLike] = (),
+                    names: Sequence[str] = HF_FILES) -> None:
+    """Refuse an ``--format hf`` output folder that must not be written.
+
+    A folder that exists is written into only with ``overwrite``, and then only files named
+    ``names`` are replaced, each only if an earlier export wrote it: ``config.json`` of a
+    transformers DAC model, ``preprocessor_config.json`` of its feature extractor, the other
+    names beside such a ``config.json``. Nothing else in the folder is touched.
+
+    Args:
+        folder: the folder to write.
+        overwrite: an existing folder may be written into.
+        keep: files never replaced, even with ``overwrite`` (the input weights).
+        names: the files the export writes.
+
+    Raises:
+        OutputError: ``folder`` is a file; it exists without ``overwrite``; a file to replace is
+            one of ``keep`` or not an earlier export's.
+    """
+    folder = Path(folder)
+    if not (folder.exists() or folder.is_symlink()):
+        return
+    if not folder.is_dir():
+        raise OutputError(f"{folder} is a file; the hf format writes a folder")
+    if not overwrite:
+        raise OutputError(f"{folder} exists; pass --overwrite to write the export into it (only an earlier "
+                          f"export's {', '.join(names)} are replaced, nothing else in it)")
+    exported = _json_field(folder / "config.json", "model_type") == "dac"
+    for name in names:
+        path = folder / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if same_file(path, keep):
+            raise OutputError(f"{path} is the input weights; write the export to another folder")
+        if name == "preprocessor_config.json":
+            ours = _json_field(path, "feature_extractor_type") == "DacFeatureExtractor"
+        else:
+            ours = exported and path.is_file()
+        if not ours:
+            raise OutputError(f"{path} is not a file of an earlier transformers DAC export; refusing to replace "
+                              "it (write the export to another folder)")
+
+
+def _json_field(path: Path, key: str) -> object:
+    """``key`` of the JSON object in ``path`` (None: no such file, not JSON, not an object)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return data.get(key) if isinstance(data, dict) else None
+
+
+def export_to_hf(model: DiVeQDAC, folder: str | os.PathLike, overwrite: bool = False,
+                 keep: Iterable[str | os.PathLike] = ()) -> Path:
     """Write ``model`` as a ``transformers`` DAC folder (``config.json``, ``model.safetensors``,
     ``preprocessor_config.json``) that ``DacModel.from_pretrained(folder)`` and
     ``DacFeatureExtractor.from_pretrained(folder)`` load.
 
-    The folder appears complete or not at all (written beside it, then renamed); an existing
-    folder at ``folder`` is replaced.
+    A new folder appears complete or not at all (written beside it, then renamed). An existing
+    folder is refused unless ``overwrite``; then the export's files are written into it, each
+    replacing an earlier export's with one rename, and nothing else in it is touched
+    (:func:`check_hf_output`).
+
+    Args:
+        model: the trained model.
+        folder: the folder to write.
+        overwrite: write into ``folder`` if it exists (default: refuse).
+        keep: files never replaced (the weights ``model`` was read from).
 
     Raises:
         ExportError: the model cannot be reproduced by ``DacModel`` (:func:`hf_refusal`), or
             ``transformers`` is not installed.
+        OutputError: see :func:`check_hf_output`.
     """
     reason = hf_refusal(model)
     if reason:
         raise ExportError(f"cannot export to transformers: {reason}")
+    folder, keep = Path(folder), list(keep)
+    check_hf_output(folder, overwrite, keep)
     try:
         from transformers import DacConfig, DacFeatureExtractor, DacModel
     except ImportError:
@@ -146,27 +218,27 @@ def export_to_hf(model: DiVeQDAC, folder: str | os.PathLike) -> Path:
     # strict: every DacModel weight comes from ours, and nothing of ours is left over.
     hf_model.load_state_dict(hf_state_dict(model), strict=True)
     extractor = DacFeatureExtractor(feature_size=1, sampling_rate=config.sampling_rate, hop_length=config.hop_length)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.", suffix=".partial"))
+    into = folder.is_dir()
+    parent = folder if into else folder.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{folder.name or 'hf'}.", suffix=".partial"))
     try:
         hf_model.eval().save_pretrained(staging, safe_serialization=True)
         extractor.save_pretrained(staging)
-        _replace_folder(staging, folder)
+        if into:
+            names = sorted(path.name for path in staging.iterdir())
+            check_hf_output(folder, overwrite, keep, names)  # what save_pretrained wrote, checked again
+            for name in names:
+                os.replace(staging / name, folder / name)
+        else:
+            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp's 0700 is for the staging only
+            os.rename(staging, folder)  # fails if a folder with files appeared there meanwhile
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return folder
 
 
-def _replace_folder(new: Path, folder: Path) -> None:
-    """Put ``new`` at ``folder``, replacing what was there with one rename each."""
-    if folder.is_file():
-        raise ExportError(f"{folder} is a file; the hf format writes a folder")
-    old = None
-    if folder.exists():
-        old = folder.with_name(f".{folder.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(new, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set, then put back at once
+    os.umask(mask)
+    return mask
