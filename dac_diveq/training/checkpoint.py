@@ -7,6 +7,11 @@ every rank's RNG state, the configuration text). Each tag is a symlink to a comp
 ``save_path/.checkpoints``, replaced with one ``os.replace``: a process killed mid-save leaves the
 previous ``latest`` intact.
 
+Every checkpoint folder names the run that wrote it (``.owner``: the id in ``save_path/.run_id``),
+and garbage collection deletes only this run's folders that none of its tags points to: a
+``.checkpoints`` shared by two runs (a symlink to one store) or holding other folders loses
+nothing of theirs, and a link in the store is never followed.
+
 Every file is read with ``torch.load(weights_only=True)``: a checkpoint is data, never code. A file
 that would import anything else (a crafted pickle, a ``torch.package`` archive) is refused unread
 with one line naming it (:class:`UntrustedFileError`).
@@ -34,6 +39,10 @@ import torch
 
 STORE = ".checkpoints"
 WEIGHTS = "weights.pth"
+#: In the run folder: the run's id (made at its first save), which its checkpoint folders carry.
+RUN_ID = ".run_id"
+#: In every checkpoint folder (complete or ``.partial``): the id of the run that wrote it.
+OWNER = ".owner"
 #: Constructor arguments a checkpoint must agree on with the configuration that resumes or loads it,
 #: in the order they are checked (the first disagreement is the one reported). A key is checked only
 #: when the checkpoint recorded it and the model has it, so one list serves every model.
@@ -184,8 +193,10 @@ def save(save_path: str | os.PathLike, tags: list[str], models: dict[str, Any], 
     folder = store / f"step{step:08d}-{uuid.uuid4().hex[:8]}"
     tmp = folder.with_name(folder.name + ".partial")
     try:
+        owner = run_id(root, create=True)
         store.mkdir(parents=True, exist_ok=True)
         tmp.mkdir()
+        (tmp / OWNER).write_text(owner + "\n")  # first: an interrupted save's leftovers are ours too
         for name, (model, files) in models.items():
             (tmp / name).mkdir()
             _write(tmp / name / WEIGHTS, lambda handle: model.save(handle, package=False))
@@ -316,12 +327,15 @@ def load_trainer_state(save_path: str | os.PathLike, tag: str = "latest") -> Opt
 
 
 def remove_partials(save_path: str | os.PathLike) -> None:
-    """Remove what interrupted saves left in the store (``*.partial`` folders): on a full disk they
-    hold the space the next save needs."""
-    store = Path(save_path) / STORE
+    """Remove what this run's interrupted saves left in the store (``*.partial`` folders): on a full
+    disk they hold the space the next save needs. Another run's are kept (:func:`_ours`)."""
+    root = Path(save_path)
+    store = root / STORE
     if store.is_dir():
+        owner = run_id(root)
         for partial in store.glob("*.partial"):
-            shutil.rmtree(partial, ignore_errors=True)
+            if _ours(partial, owner, root):
+                shutil.rmtree(partial, ignore_errors=True)
 
 
 def load_file(path: str | os.PathLike) -> Any:
@@ -537,12 +551,67 @@ def _resolved(weights: Path) -> ResolvedWeights:
 # ----------------------------------------------------------------------------- internals
 
 
+def run_id(save_path: str | os.PathLike, create: bool = False) -> Optional[str]:
+    """The id of the run in ``save_path`` (its ``.run_id`` file), which its checkpoints carry.
+
+    Args:
+        save_path: the run folder.
+        create: make one if there is none (at a run's first save). The checkpoints the run's
+            tags point to then become its own: folders written before checkpoints named their run.
+
+    Returns:
+        The id, or None when the run has none and ``create`` is off.
+    """
+    root = Path(save_path)
+    path = root / RUN_ID
+    try:
+        text = path.read_text().strip() if path.is_file() else ""
+    except (OSError, UnicodeDecodeError):
+        text = ""
+    if re.fullmatch(r"[0-9a-f]{32}", text) or not create:
+        return text or None
+    ident = uuid.uuid4().hex
+    with atomic_path(path) as tmp:
+        tmp.write_text(ident + "\n")
+    store = os.path.realpath(root / STORE)
+    for tag in root.iterdir():
+        target = Path(os.path.realpath(tag))
+        if tag.is_symlink() and str(target.parent) == store and target.is_dir() and _owner(target) is None:
+            (target / OWNER).write_text(ident + "\n")
+    return ident
+
+
+def _owner(folder: Path) -> Optional[str]:
+    """The run id a checkpoint folder carries (None: none, unreadable)."""
+    try:
+        return (folder / OWNER).read_text().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _ours(entry: Path, owner: Optional[str], root: Path) -> bool:
+    """Whether ``entry`` of the store is a folder this run wrote.
+
+    A link is never followed, and a folder that names another run (or none) is not ours; except
+    an interrupted save's ``.partial`` folder that names no run in a store that is the run's own
+    folder (not a link): leftovers of saves older than owner files.
+    """
+    if entry.is_symlink() or not entry.is_dir():
+        return False
+    owner_of = _owner(entry)
+    if owner_of is not None:
+        return owner_of == owner
+    return entry.name.endswith(".partial") and not (root / STORE).is_symlink()
+
+
 def _collect_garbage(root: Path) -> None:
-    """Remove stored checkpoints no tag points to, and leftovers of interrupted saves."""
+    """Remove this run's stored checkpoints that none of its tags points to, and leftovers of its
+    interrupted saves; nothing another run (or a user) put in the store, and no link's target."""
     store = root / STORE
+    owner = run_id(root)
     referenced = {os.path.realpath(p) for p in root.iterdir() if p.is_symlink()}
     for entry in store.iterdir():
-        if os.path.realpath(entry) not in referenced:
+        if os.path.realpath(entry) not in referenced and _ours(entry, owner, root):
             shutil.rmtree(entry, ignore_errors=True)
     for stale in root.glob(".*.link"):
         stale.unlink(missing_ok=True)
