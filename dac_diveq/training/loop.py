@@ -111,7 +111,8 @@ class LoopConfig:
         save_path: run folder (``latest/``, ``best/``, milestones, ``logs/``).
         num_iters: total training steps.
         batch_size: items per step and process.
-        valid_freq: validate and checkpoint every this many steps (and at the end; 0: never).
+        valid_freq: validate and checkpoint every this many steps (and at the end; 0: never
+            validate, and save ``latest`` at the end only).
         sample_freq: log samples to TensorBoard every this many steps (0: never).
         log_freq: log training scalars every this many steps (the only host reads of a step).
         save_iters: steps whose checkpoint is kept under its own tag.
@@ -303,6 +304,9 @@ class TrainLoop:
                     self.log("val", scores)
                     self.history.append({"step": self.step, **scores})
                     self.save(self._tags(scores))
+                    saved = True
+                elif last:  # no validation (valid_freq 0): the end of training is still saved to latest/
+                    self.save(["latest"] + ([str(self.step)] if self.step in cfg.save_iters else []))
                     saved = True
                 # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
                 if cfg.sample_freq and self.step % cfg.sample_freq == 0:

@@ -97,10 +97,15 @@ def test_samples_are_logged_on_sample_steps_that_are_not_validation_steps(tmp_pa
 
 
 def test_no_samples_without_sample_freq_and_no_validation_without_valid_freq(tmp_path):
-    trainer = ToyTrainer(_config(tmp_path, valid_freq=0, sample_freq=0))
+    trainer = ToyTrainer(_config(tmp_path, valid_freq=0, sample_freq=0, save_every=0))
+    assert trainer.run(until=3) == {} and not (tmp_path / "latest").exists()  # nothing saved mid-run
     assert trainer.run() == {}
     assert {kind for kind, _ in trainer.events} == {"step"}
-    assert not (tmp_path / "latest").exists()
+    # The start-up summary promises latest/ at the end: it holds the last step.
+    assert "latest/ is saved at the end" in trainer.summary()["validation"]
+    assert checkpoint.stored_step(tmp_path / "latest") == 6 and not (tmp_path / "best").exists()
+    resumed = ToyTrainer(_config(tmp_path, valid_freq=0, sample_freq=0))
+    assert resumed.resume() and resumed.step == 6
 
 
 def test_best_follows_the_score_and_milestones_keep_their_own_tag(tmp_path):
@@ -235,8 +240,11 @@ def test_latest_is_saved_every_save_every_seconds_between_validations(tmp_path):
     assert saved == [(2, ["latest"]), (4, ["latest"]), (5, ["latest"])]  # on log steps only (and the last)
     assert _saved_step(tmp_path) == 5
     quiet = ToyTrainer(_config(tmp_path / "quiet", num_iters=5, valid_freq=0, log_freq=2, save_every=0))
+    saved.clear()
+    original = quiet.save
+    quiet.save = lambda tags: (saved.append((quiet.step, tags)), original(tags))
     quiet.run()
-    assert not (tmp_path / "quiet" / "latest").exists()
+    assert saved == [(5, ["latest"])]  # at the end only
 
 
 def test_resume_true_needs_a_checkpoint_and_auto_starts_without_one(tmp_path):
