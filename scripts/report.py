@@ -44,7 +44,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
     parser.add_argument("--notes", type=Path, default=None,
                         help="Markdown file about the runs, embedded as the section 'About these runs'")
     parser.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing report folder")
+    parser.add_argument("--force", action="store_true",
+                        help="write into an existing folder (only the report's own README.md, headline.md and "
+                             "figures are replaced; other files stay)")
     parser.add_argument("--print-headline", action="store_true",
                         help="also print the headline (top-bitrate table, verdict summary; always written "
                              "to headline.md) to stdout")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from . import labels, markdown, plots
-from .runs import Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run
+from .runs import DOMAINS, Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run
 from .tensorboard import CURVES_FILE, training_curves
 
 #: Dataset-level metrics read from summary.json (one value per run and setting).
@@ -36,7 +36,7 @@ class ReportOptions:
         notes: Markdown file about the runs (how they were trained, what a variant means),
             embedded as the section "About these runs".
         alpha: significance level.
-        force: overwrite an existing report folder.
+        force: write into an existing report folder (replacing the report's own files only).
     """
 
     output: Path
@@ -54,6 +54,32 @@ class ReportOptions:
         self.commands = None if self.commands is None else Path(self.commands)
 
 
+#: The report's text files in its folder.
+TEXT_FILES = ("README.md", "headline.md")
+#: The codebook statistics shown as figures (``codebook_<key>.png``).
+CODEBOOK_KEYS = ("usage", "perplexity")
+
+
+def metric_figure(metric: str, domain: Domain) -> str:
+    """File name of a metric-vs-rate figure."""
+    return f"{metric}_vs_{domain.rate_slug}.png"
+
+
+def curve_figure(tag: str) -> str:
+    """File name of a training-curve figure."""
+    return f"curve_{tag.replace('/', '_')}.png"
+
+
+def report_files() -> set[str]:
+    """Every file name a report may write in its folder (any domain): the only files ``--force``
+    replaces or removes there (a figure the new report does not draw must not stay behind)."""
+    names = set(TEXT_FILES) | {f"codebook_{key}.png" for key in CODEBOOK_KEYS}
+    for domain in DOMAINS.values():
+        names |= {metric_figure(metric, domain) for metric in domain.plot_metrics}
+        names |= {curve_figure(tag) for tag, _, _ in domain.curves}
+    return names
+
+
 def _figures(groups: list[Group], metrics: list[str], out: Path, domain: Domain) -> list[str]:
     """Write the PNGs and return their Markdown section.
 
@@ -69,12 +95,13 @@ def _figures(groups: list[Group], metrics: list[str], out: Path, domain: Domain)
     curve_specs = domain.curves
     parts = ["## Figures\n"]
     for metric in [m for m in domain.plot_metrics if m in metrics]:
-        path = plots.metric_vs_bitrate(groups, metric, out / f"{metric}_vs_{domain.rate_slug}.png")
+        path = plots.metric_vs_bitrate(groups, metric, out / metric_figure(metric, domain))
         parts.append(markdown.image(f"{labels.name(metric)} vs {domain.rate_name}", path, out))
     codec = [g for g in groups if not g.is_reference]
     per = f"by {domain.setting_words}" if domain.setting_per_run else "per stage"
-    for key, ylabel, title in (("usage", "Codebook usage (fraction of codes used)", f"Codebook usage {per}"),
-                               ("perplexity", "Perplexity (codes)", f"Codebook perplexity {per}")):
+    figures = (("Codebook usage (fraction of codes used)", f"Codebook usage {per}"),
+               ("Perplexity (codes)", f"Codebook perplexity {per}"))
+    for key, (ylabel, title) in zip(CODEBOOK_KEYS, figures):
         path = plots.codebook_stages(codec, key, ylabel, title, out / f"codebook_{key}.png")
         parts.append(markdown.image(title, path, out))
     parts.append("\n### Training curves\n")
@@ -94,7 +121,7 @@ def _figures(groups: list[Group], metrics: list[str], out: Path, domain: Domain)
     for tag, title, ylabel in curve_specs:
         if per_tag[tag]:
             path = plots.training_curves(per_tag[tag], f"{title} vs step", ylabel,
-                                         out / f"curve_{tag.replace('/', '_')}.png")
+                                         out / curve_figure(tag))
             parts.append(markdown.image(title, path, out))
     if sources:
         parts.append("Curves read from:\n\n" + "\n".join(f"- {s}" for s in sources) + "\n")
@@ -259,9 +286,10 @@ def write_report(options: ReportOptions, command: str) -> tuple[Path, str]:
     for flag, path in (("--commands", options.commands), ("--notes", options.notes)):
         if path is not None and not Path(path).is_file():
             raise FileNotFoundError(f"{flag} {path}: no such file")
-    if out.is_dir():
-        for stale in [out / "README.md", out / "headline.md", *out.glob("*.png")]:
-            stale.unlink(missing_ok=True)
+    if out.is_dir():  # the report's own files only: a user's other files (PNGs too) stay
+        for name in sorted(report_files()):
+            if (out / name).is_file() or (out / name).is_symlink():
+                (out / name).unlink()
     text, headline = build_report(options, command)
     (out / "README.md").write_text(text)
     (out / "headline.md").write_text(headline + "\n")
