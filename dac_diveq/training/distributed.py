@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import atexit
+import gc
 import os
-from typing import Optional
+import sys
+from typing import NoReturn, Optional
 
 import torch
 import torch.distributed as dist
@@ -27,8 +29,7 @@ def distributed_context() -> tuple[int, int, torch.device]:
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        # Left to the interpreter's exit, gloo's worker threads are destroyed still joinable and
-        # the process aborts ("terminate called without an active exception", SIGABRT).
+        # A fall-back only: the entry points end a rank with end_rank (see there for why).
         atexit.register(_destroy_process_group)
     rank = dist.get_rank() if dist.is_initialized() else 0
     return rank, world, device
@@ -37,6 +38,52 @@ def distributed_context() -> tuple[int, int, torch.device]:
 def _destroy_process_group() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def shutdown(completed: bool = True) -> None:
+    """Leave the process group: free the DDP wrappers no longer referenced, wait for every rank
+    (when the run ``completed``; after an error the other ranks may never arrive), destroy the group.
+
+    Nothing to do in a single process. Call it after the last collective, with the models' DDP
+    wrappers out of scope.
+    """
+    if not dist.is_initialized():
+        return
+    # DDP wrappers sit in reference cycles (their hooks): collect them while the group is alive.
+    gc.collect()
+    if completed:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+def end_rank(status: int) -> int:
+    """How a training entry point ends: ``status`` in a single process; in a rank of a
+    distributed run, :func:`shutdown` and then the end of the process with ``status``, without
+    the interpreter's finalisation.
+
+    Why: with torch 2.11, a DDP reducer keeps its gloo process group (and the group's worker
+    threads) alive past ``destroy_process_group``, and a worker thread may still be releasing the
+    tensors of the last collective (a checkpoint's RNG gather), which needs the GIL. Once the
+    interpreter is finalising, CPython ends any thread that asks for the GIL with
+    ``pthread_exit``, which unwinds through gloo's ``noexcept`` destructor: ``std::terminate``,
+    SIGABRT ("terminate called without an active exception"), and torchrun reports the run
+    failed. A rank whose group is destroyed has nothing left for finalisation to do, so it
+    flushes its output, runs the at-exit handlers and ends with ``os._exit``.
+    """
+    if not dist.is_initialized():
+        return status
+    shutdown(completed=status == 0)
+    _exit_without_finalisation(status)
+
+
+def _exit_without_finalisation(status: int) -> NoReturn:
+    atexit._run_exitfuncs()  # what a normal exit runs first: TensorBoard writers, logging
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def wrap(module: Optional[torch.nn.Module], device: torch.device,

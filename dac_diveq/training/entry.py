@@ -6,6 +6,7 @@ import sys
 from typing import Any, Callable
 
 from . import checkpoint, config
+from .distributed import end_rank
 from .loop import TrainingInterrupted
 
 #: Errors every training script reports as one line (scripts add their data/weights errors).
@@ -21,8 +22,13 @@ def run_training(train: Callable[[dict], Any], errors: tuple[type[BaseException]
         errors: exception types (besides :data:`COMMON_ERRORS`) that are the user's, not bugs.
 
     Returns:
-        0; 2 for a configuration or user error; 130 after an interrupt.
+        0; 2 for a configuration or user error; 130 after an interrupt. A rank of a distributed
+        run leaves its process group and ends its process here (:func:`distributed.end_rank`).
     """
+    return end_rank(_run(train, errors))
+
+
+def _run(train: Callable[[dict], Any], errors: tuple[type[BaseException], ...]) -> int:
     import argbind
 
     try:
