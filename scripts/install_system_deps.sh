@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the embedded data and the Opus reference need: espeak-ng and flite (speech
-# synthesis), ktuberling-data (real spoken words for training), sox, opus-tools. Installs them with apt when possible; otherwise says what to do.
+# synthesis), ktuberling-data and asterisk-core-sounds-*-g722 (real speech: training, dev and test sets), sox, opus-tools. Installs them with apt when possible; otherwise says what to do.
 set -u
-PACKAGES=(espeak-ng flite sox opus-tools ktuberling-data)
+PACKAGES=(espeak-ng flite sox opus-tools ktuberling-data asterisk-core-sounds-en-g722 asterisk-core-sounds-es-g722
+          asterisk-core-sounds-fr-g722 asterisk-core-sounds-it-g722 asterisk-core-sounds-ru-g722)
 if dpkg -s "${PACKAGES[@]}" >/dev/null 2>&1; then
     exit 0
 fi

@@ -55,8 +55,18 @@ def ExponentialLR(optimizer, gamma: float = 1.0):
 
 
 @argbind.bind("train", "val")
-def build_dataset(sample_rate: int, folders: dict = None):
-    return loaders.build_dataset(folders, sample_rate, build_transform(), AudioLoader, AudioDataset)
+def build_dataset(sample_rate: int, loudness_db: float, folders: dict = None):
+    return loaders.build_dataset(folders, sample_rate, build_transform(loudness_db=loudness_db),
+                                 AudioLoader, AudioDataset)
+
+
+def check_level(args: dict, loudness_db: float) -> None:
+    """The training level is one fact, ``DiVeQDAC.loudness_db`` (recorded in the weights, used by
+    ``encode`` and the evaluation): a yml that also sets ``VolumeNorm.db`` is refused."""
+    for key, value in args.items():
+        if key.split("/")[-1] == "VolumeNorm.db":
+            raise ValueError(f"{key}: {value} is not read; the training level is DiVeQDAC.loudness_db "
+                             f"({loudness_db:g} LUFS here), which encode and the evaluation also use: set that instead")
 
 
 @argbind.bind()
@@ -146,13 +156,14 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             optimizer_d = AdamW(discriminator.parameters())
             scheduler_d = ExponentialLR(optimizer_d)
         gan_loss = dac_losses.GANLoss(discriminator)
-    sample_rate = unwrap(generator).sample_rate
+    sample_rate, loudness_db = unwrap(generator).sample_rate, unwrap(generator).loudness_db
+    check_level(args, loudness_db)
     if rank == 0:  # a run folder that cannot be written is named before the data is looked at
         checkpoint.prepare_run_folder(save_path)
     with argbind.scope(args, "train"):
-        train_data = build_dataset(sample_rate)
+        train_data = build_dataset(sample_rate, loudness_db)
     with argbind.scope(args, "val"):
-        val_data = build_dataset(sample_rate)
+        val_data = build_dataset(sample_rate, loudness_db)
     parts = Components(generator, optimizer_g, scheduler_g, discriminator, optimizer_d, scheduler_d,
                        train_data, val_data, MelSpectrogramLoss().to(device), MultiScaleSTFTLoss().to(device),
                        L1Loss().to(device), gan_loss)

@@ -37,6 +37,7 @@ from .codec_io import (
     weights_file,
     write_wav,
 )
+from .model import WINDOW_S, parse_level
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
@@ -194,9 +195,12 @@ LONG_FILE_SECONDS = 60.0
 
 
 def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: Optional[int] = None,
-           device: str = "auto", win_duration: float = 5.0, verbose: bool = False, overwrite: bool = False,
-           packed: bool = False) -> int:
+           device: str = "auto", win_duration: float = WINDOW_S, verbose: bool = False, overwrite: bool = False,
+           packed: bool = False, loudness_db: str = "model") -> int:
     """Encode an audio file, or every audio file under a folder, to ``.dac`` files.
+
+    Each file is normalised to ``loudness_db`` before encoding (default: the level the model trained
+    at, recorded in its weights) and decodes at its own level again.
 
     ``packed`` stores codes in ``ceil(log2 K)`` bits (the codec's bitrate) instead of DAC's 16-bit
     integers; only this package reads such files.
@@ -206,6 +210,10 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
 
     if not (win_duration > 0 and math.isfinite(win_duration)):
         raise UsageError("--win_duration", f"must be a positive number of seconds, got {win_duration}")
+    try:
+        level = parse_level(loudness_db)
+    except ValueError as exc:
+        raise UsageError("--loudness_db", str(exc)) from None
     root, files = _inputs(input, AUDIO_EXTENSIONS, "encode", f"audio files ({', '.join(AUDIO_EXTENSIONS)})")
     model = _model(weights_path, device)
     if n_quantizers is not None and not 1 <= n_quantizers <= model.n_codebooks:
@@ -224,7 +232,8 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
         chunks = verbose or (sys.stderr.isatty() and seconds > LONG_FILE_SECONDS)
         try:
             with torch.inference_mode():
-                artifact = model.compress(signal, win_duration, verbose=chunks, n_quantizers=n_quantizers)
+                artifact = model.compress(signal, win_duration, verbose=chunks, normalize_db=level,
+                                          n_quantizers=n_quantizers)
         finally:
             model.padding = True  # compress switches padding off for chunks; keep the next file safe
         save_dac(artifact, dst, model, packed=packed)
@@ -275,6 +284,7 @@ def _describe_model(model, path: Path) -> list[str]:
         f"checkpoint: {path}",
         f"method: {model.method} (residual_mode {model.residual_mode}, lookup {model.lookup})",
         f"sample rate: {model.sample_rate} Hz",
+        f"loudness: trained at {_num(model.loudness_db)} LUFS (encode normalises to it; --loudness_db overrides)",
         f"hop length: {model.hop_length} samples (encoder rates {list(model.encoder_rates)})",
         f"frame rate: {_num(model.frame_rate)} Hz",
         f"codebooks: {model.n_codebooks} x {model.codebook_size} entries ({_num(bits)} bits, "
@@ -413,8 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
     enc = commands.add_parser("encode", allow_abbrev=False, help="audio -> .dac")
     common(enc, f"audio ({', '.join(AUDIO_EXTENSIONS)})")
     enc.add_argument("--n_quantizers", type=int, default=None, help="codebooks to use (default: all)")
-    enc.add_argument("--win_duration", type=float, default=5.0,
-                     help="longer files are encoded in windows of this many seconds (default 5)")
+    enc.add_argument("--win_duration", type=float, default=WINDOW_S,
+                     help=f"longer files are encoded in windows of this many seconds (default {WINDOW_S:g})")
+    enc.add_argument("--loudness_db", default="model",
+                     help="level (LUFS) each file is normalised to before encoding: model (the level the codec "
+                          "trained at, from its weights; default), a number, or raw (the file's own level)")
     enc.add_argument("--packed", action="store_true",
                      help="store codes in log2(codebook size) bits (10 for 1024 words) instead of DAC's 16-bit "
                           "integers: files of the codec's bitrate, read by this package only")

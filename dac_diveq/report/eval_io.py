@@ -23,8 +23,8 @@ from ..training.checkpoint import atomic_path
 
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
 #: are filled in as the evaluation runs.
-SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "device", "torch", "numpy",
-                "threads", "training", "files", "failed", "codebook", "wall_time_s")
+SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "training_config", "training_hash",
+                "device", "torch", "numpy", "threads", "training", "files", "failed", "codebook", "wall_time_s")
 
 
 class EvalError(Exception):
@@ -44,8 +44,11 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
     """
     state = trainer_state(Path(weights))
     here = checkpoint.environment()
+    trained = training_config(state)
     summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": seed_of(state),
-               "commit": git_commit(), "config_hash": config_hash(model_kwargs), "device": str(device),
+               "commit": git_commit(), "config_hash": config_hash(model_kwargs),
+               "training_config": trained, "training_hash": config_hash(trained) if trained is not None else None,
+               "device": str(device),
                "torch": here["torch"], "numpy": here["numpy"], "threads": here["threads"],
                "training": state.get("environment") if state else None,
                "files": [], "failed": [], "codebook": None, "wall_time_s": None}
@@ -83,18 +86,41 @@ def read_seed(weights: Path) -> Optional[int]:
 
 def seed_of(state: Optional[dict]) -> Optional[int]:
     """The ``seed`` of a trainer state's configuration text, or None."""
-    config = state.get("config") if state else None
-    if isinstance(config, str):
-        try:
-            config = ast.literal_eval(config)
-        except Exception:
-            found = re.findall(r"['\"]([\w.]*seed)['\"]\s*:\s*(-?\d+)", config)
-            return int(found[0][1]) if found else None
+    config = _parsed_config(state)
+    if config is None and state and isinstance(state.get("config"), str):
+        found = re.findall(r"['\"]([\w.]*seed)['\"]\s*:\s*(-?\d+)", state["config"])
+        return int(found[0][1]) if found else None
     if isinstance(config, dict):
         for key, value in config.items():
             if (key == "seed" or str(key).endswith(".seed")) and isinstance(value, int):
                 return value
     return None
+
+
+#: Configuration keys that name or place one run, or only change what it logs: they may differ
+#: between runs that are pooled (seeds of one variant); every other key must be the same.
+RUN_KEYS = frozenset({"save_path", "seed", "resume", "args.load", "args.save", "args.debug", "num_workers",
+                      "save_every", "sample_freq", "log_freq"})
+
+
+def _parsed_config(state: Optional[dict]) -> Optional[dict]:
+    config = state.get("config") if state else None
+    if isinstance(config, str):
+        try:
+            config = ast.literal_eval(config)
+        except Exception:
+            return None
+    return config if isinstance(config, dict) else None
+
+
+def training_config(state: Optional[dict]) -> Optional[dict]:
+    """What a run trained with: its resolved configuration (losses and weights, level, learning-rate
+    schedule, data, budget, model), without :data:`RUN_KEYS`; None when unknown."""
+    config = _parsed_config(state)
+    if config is None:
+        return None
+    return {str(k): v for k, v in sorted(config.items(), key=lambda kv: str(kv[0]))
+            if str(k).split("/")[-1] not in RUN_KEYS}
 
 
 def git_commit() -> Optional[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 #: metric -> (display name, unit or scale shown on axes).
 METRIC_LABELS: dict[str, tuple[str, str]] = {
     "pesq_wb": ("PESQ-WB", "MOS-LQO, 1-4.64"),
+    "pesq_wb_raw": ("PESQ-WB raw", "P.862 raw score, -0.5-4.5"),
     "pesq_nb": ("PESQ-NB", "MOS-LQO, 1-4.55"),
+    "pesq_nb_raw": ("PESQ-NB raw", "P.862 raw score, -0.5-4.5"),
     "stoi": ("STOI", "0-1"),
     "estoi": ("ESTOI", "0-1"),
     "visqol": ("ViSQOL", "MOS-LQO, 1-5"),

@@ -22,7 +22,7 @@ from typing import Any, Iterable, Optional, Sequence
 import numpy as np
 
 #: Metric columns in display order (speech, then image).
-METRICS = ("pesq_wb", "pesq_nb", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
+METRICS = ("pesq_wb", "pesq_wb_raw", "pesq_nb", "pesq_nb_raw", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
            "stft_distance", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "psnr", "ssim", "lpips", "fid")
 #: Metrics where a lower value is better; every other metric is higher-is-better.
 LOWER_IS_BETTER = frozenset({"mel_distance", "stft_distance", "lpips", "fid"})

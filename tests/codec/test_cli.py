@@ -350,3 +350,43 @@ def test_a_file_of_the_wrong_kind_is_named_in_one_line(tmp_path, weights, capsys
     args = [command, tmp_path / target] + ([] if command == "info" else ["--weights_path", weights])
     status, out, err = cli(capsys, *args)
     assert status != 0 and not out and err == [f"error: {tmp_path / target}: {needle}"]
+
+
+@pytest.mark.parametrize("trained_at", [-24.0, -16.0])
+def test_encode_decode_is_the_forward_pass_at_the_training_level(tmp_path, capsys, trained_at):
+    """The level is one fact: ``encode`` normalises to the level the weights record, and the
+    round trip through the files equals the model's own forward pass at that level (restored to
+    the input's loudness), not at DAC's -16 LUFS."""
+    from audiotools import AudioSignal
+
+    torch.manual_seed(0)
+    path = tmp_path / "weights.pth"
+    DiVeQDAC(**TINY_DAC, loudness_db=trained_at).save(str(path), package=False)
+    model = DiVeQDAC.load(str(path)).eval()
+    assert model.loudness_db == trained_at
+    clip = write(tmp_path / "in" / "clip.wav", seconds=1.0)
+    status, _, _ = cli(capsys, "encode", clip, "--output", tmp_path / "codes", "--weights_path", path,
+                       "--device", "cpu")
+    assert status == 0
+    status, _, _ = cli(capsys, "decode", tmp_path / "codes" / "clip.dac", "--output", tmp_path / "out",
+                       "--weights_path", path, "--device", "cpu", "--overwrite")
+    assert status == 0
+    decoded, _ = sf.read(tmp_path / "out" / "clip.wav", dtype="float32")
+
+    def forward_at(level):
+        signal = AudioSignal(str(clip))
+        loudness = signal.loudness()
+        with torch.no_grad():
+            out = model(signal.clone().normalize(level).audio_data, 16000)["audio"]
+        out = AudioSignal(out[..., :signal.signal_length], 16000).normalize(loudness)
+        return out.audio_data[0, 0].numpy()
+
+    expected, other = forward_at(trained_at), forward_at(-16.0 if trained_at != -16.0 else -30.0)
+    decoded = decoded[:expected.size]  # the forward pass of this layout drops the last partial frame
+    scale = np.abs(expected).max()
+    assert np.abs(decoded - expected).max() < 2e-3 * scale  # the wav file's 16-bit rounding
+    assert np.abs(decoded - other).max() > 2e-2 * scale     # another level is another output
+    # The user can override it; a bad level is one line.
+    status, _, err = cli(capsys, "encode", clip, "--output", tmp_path / "c2", "--weights_path", path,
+                         "--loudness_db", "loud")
+    assert status == 2 and len(err) == 1 and "--loudness_db" in err[0]

@@ -174,7 +174,7 @@ def test_real_training_speech_from_ktuberling(prepared):
     train, val = manifests["train_real"], manifests["val_real"]
     assert train["licence"] == "GPL-2+" and "ktuberling-data" in train["provenance"]
     assert (folders["train_real"] / "COPYRIGHT.ktuberling").is_file()
-    assert train["count"] > 1000 and train["total_s"] > 15 * 60 and val["count"] > 100
+    assert train["count"] > 800 and train["total_s"] > 15 * 60 and val["count"] > 100
     assert {e["language"] for e in val["files"].values()} == set(val["val_languages"])
     assert not {e["language"] for e in train["files"].values()} & set(val["val_languages"])
     hashes = [e["sha256_pcm16"] for m in manifests.values() for e in m["files"].values()]
@@ -187,3 +187,36 @@ def test_real_training_speech_from_ktuberling(prepared):
     assert info.samplerate == 16000 and info.channels == 1
     test_names = {p.name for p in folders["test_real"].glob("*.wav")}
     assert not test_names & {p.name for p in wavs}
+
+
+def test_dev_and_test_sets_are_real_wideband_held_out_speakers(prepared):
+    """The held-out sets: clips of 8-12 s, wideband, each speaker in one set only, both sexes in
+    each, and no test speaker anywhere in training or validation."""
+    from dac_diveq.data import heldout, ktuberling
+
+    _, folders = prepared
+    sets = {split: json.loads((folders[split] / "manifest.json").read_text()) for split in heldout.SPLITS}
+    assert sets["dev"]["split"] == "dev" and sets["test"]["split"] == "test"
+    assert "never used for a decision" in sets["test"]["use"]
+    speakers = {split: {e["speaker"] for e in m["files"].values()} for split, m in sets.items()}
+    assert not speakers["dev"] & speakers["test"] and len(speakers["test"]) >= 6
+    for split, m in sets.items():
+        assert {e["sex"] for e in m["files"].values()} == {"female", "male"}
+        assert m["count"] == len(list(folders[split].glob("*.wav")))
+        for name, entry in m["files"].items():
+            audio, sr = sf.read(str(folders[split] / name), dtype="float32")
+            assert sr == 16000 and 8.0 <= len(audio) / sr <= 12.0
+            assert heldout.is_wideband(audio, sr) and entry["energy_above_4k_db"] >= heldout.NARROWBAND_DB
+            assert entry["licence"] and entry["made_of"] and entry["sex_basis"]
+    assert sets["test"]["total_s"] > 5 * 60
+    # The test speakers' recordings are in no training or validation folder.
+    assert set(ktuberling.TEST_LANGUAGES) == set(heldout.KTUBERLING_TEST)
+    trained = [json.loads((folders[s] / "manifest.json").read_text())["files"].values()
+               for s in ("train_real", "val_real", "train_prompts")]
+    sources = {e["source"] for entries in trained for e in entries}
+    used = {src for m in sets.values() for e in m["files"].values() for src in e["made_of"]}
+    assert not sources & used
+    languages = {e["language"] for entries in trained[:2] for e in entries}
+    assert not languages & set(ktuberling.TEST_LANGUAGES)
+    prompts = json.loads((folders["train_prompts"] / "manifest.json").read_text())
+    assert {e["speaker"] for e in prompts["files"].values()} == {"allison"} and prompts["total_s"] > 30 * 60

@@ -71,3 +71,28 @@ def test_dnsmos_is_in_range(speech):
     d = m.dnsmos(x, sr)
     assert set(d) == {"ovrl", "sig", "bak", "p808"}
     assert all(1.0 <= v <= 5.0 for v in d.values())
+
+
+def test_raw_pesq_inverts_the_itu_mappings_by_hand():
+    # P.862.2: 0.999 + 4 / (1 + exp(-1.3669 * 1.0 + 3.8224)) = 0.999 + 4 / 12.6526 = 1.31514...
+    assert m.mos_lqo(1.0, "wb") == pytest.approx(0.999 + 4 / (1 + np.exp(2.4555)), abs=1e-12)
+    assert m.mos_lqo(1.0, "wb") == pytest.approx(1.31515, abs=1e-5)
+    # P.862.1 at raw 2.0: 0.999 + 4 / (1 + exp(-2.989 + 4.6607)) = 0.999 + 4 / 6.3208 = 1.6318...
+    assert m.mos_lqo(2.0, "nb") == pytest.approx(1.63179, abs=1e-5)
+    # The floor: raw -0.5 maps to 1.0427; 1.06 and 1.09, which look alike, are raw -0.253 and 0.046.
+    assert m.mos_lqo(-0.5, "wb") == pytest.approx(1.0427, abs=1e-4)
+    assert m.raw_pesq(1.06, "wb") == pytest.approx(-0.2527, abs=1e-4)
+    assert m.raw_pesq(1.09, "wb") == pytest.approx(0.0455, abs=1e-4)
+    for raw in (-0.5, 0.0, 1.7, 4.5):
+        for mode in ("nb", "wb"):
+            assert m.raw_pesq(m.mos_lqo(raw, mode), mode) == pytest.approx(raw, abs=1e-9)
+    with pytest.raises(ValueError):
+        m.raw_pesq(0.5, "wb")
+
+
+def test_score_reports_the_raw_score_behind_each_pesq(speech):
+    x, sr = speech
+    values, errors = m.score(x, _noisy(x, 10.0), sr)
+    assert not errors
+    assert m.mos_lqo(values["pesq_wb_raw"], "wb") == pytest.approx(values["pesq_wb"], abs=1e-5)
+    assert m.mos_lqo(values["pesq_nb_raw"], "nb") == pytest.approx(values["pesq_nb"], abs=1e-5)

@@ -70,14 +70,22 @@ def test_evaluate_writes_rows_summary_and_reports_corrupt_file(setup):
     assert len(rows) == 2 * 3
     assert {(r["file"], int(r["n_quantizers"])) for r in rows} == {(f, n) for f in ("a7.wav", "a9.wav")
                                                                    for n in (1, 2, 3)}
-    assert list(rows[0]) == ["file", "n_quantizers", "bitrate_kbps", "pesq_wb", "pesq_nb", "stoi", "estoi",
-                             "visqol", "si_sdr", "mel_distance", "stft_distance"]
+    assert list(rows[0]) == ["file", "n_quantizers", "bitrate_kbps", "pesq_wb", "pesq_wb_raw", "pesq_nb",
+                             "pesq_nb_raw", "stoi", "estoi", "visqol", "si_sdr", "mel_distance", "stft_distance"]
+    # The raw P.862 score is the one behind each MOS-LQO (P.862.2 for wide-band).
+    from dac_diveq.metrics.speech import mos_lqo
+    assert all(abs(mos_lqo(float(r["pesq_wb_raw"]), "wb") - float(r["pesq_wb"])) < 1e-6 for r in rows)
     assert all(np.isfinite(float(r[k])) for r in rows for k in ("pesq_wb", "stoi", "visqol", "mel_distance"))
     summary = json.loads((out / "summary.json").read_text())
     assert list(summary)[:len(SUMMARY_KEYS)] == list(SUMMARY_KEYS) and summary["domain"] == "speech"
     assert summary["failed"] and summary["failed"][0]["file"] == "corrupt.wav"
     assert summary["files"] == ["a7.wav", "a9.wav", "corrupt.wav"]
     assert summary["method"] == "diveq" and summary["n_codebooks"] == 3 and summary["codebook_size"] == 64
+    # The level and window it compressed at (the model's training level, encode's window), the
+    # reference set and what the run trained with (its configuration minus the run's own keys).
+    assert summary["loudness_db"] == summary["model_loudness_db"] == -16.0 and summary["window_s"] == 5.0
+    assert summary["eval_set"] == {"path": data.as_posix(), "split": None}
+    assert summary["training_config"] == {"DiVeQDAC.n_codebooks": 3} and summary["training_hash"]
     assert summary["seed"] == 7 and len(summary["config_hash"]) == 12
     assert summary["visqol_mapping"] in ("lattice", "polynomial")
     assert summary["frame_rate"] == pytest.approx(50.0)
