@@ -5,6 +5,15 @@ speech, and write a comparative report.
     recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run
     recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
     recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
+    recipes/speech_compare --size cpu --init warmup --methods ste diveq   # estimator-only: one warm-up for all
+
+Method comparisons are evaluated on the held-out **test** set (``data/speech/test``, reported only);
+ablations, which choose something, on the **dev** set (``data/speech/dev``) and cannot read the test set.
+
+``--init`` makes the comparison one of estimators only: ``warmup`` gives every method the same
+warm-up without quantization and codebooks initialised from latents (paper A.5), ``none`` gives
+none of them either; ``package`` (default) keeps each method's own conf (DiVeQ/SF-DiVeQ warm up,
+STE/RT start quantized), which compares packages, not estimators.
 
 The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training curves; never
 checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
@@ -62,6 +71,32 @@ def ablation_baseline(eval_dirs: list, *first_variant: Path) -> str:
     return ""
 
 
+#: ``--init`` -> the overrides every method trains with (``package``: each conf's own choice).
+INIT_PROTOCOLS = {"package": [], "warmup": ["--DiVeQDAC.skip_iters", "200", "--DiVeQDAC.avg_iters", "50"],
+                  "none": ["--DiVeQDAC.skip_iters", "0"]}
+#: The prepared reference sets (data/speech/<name>, see dac_diveq.data.heldout).
+EVAL_SETS = ("dev", "test")
+
+
+class RecipeError(ValueError):
+    """A command-line choice the recipe refuses (one line, exit status 2)."""
+
+
+def eval_folder(eval_set: str, ablation: bool) -> str:
+    """The reference folder a run is evaluated on: the dev set for an ablation (it decides
+    something), whichever set is asked for otherwise (the test set by default).
+
+    Raises:
+        RecipeError: an ablation asked to read the test set.
+    """
+    if eval_set not in EVAL_SETS:
+        raise RecipeError(f"--eval_set {eval_set}: choose from {', '.join(EVAL_SETS)}")
+    if ablation and eval_set == "test":
+        raise RecipeError("an ablation chooses something and reads the dev set only; the test set is reported, "
+                          "never used for a decision (drop --eval_set test)")
+    return f"data/speech/{eval_set}"
+
+
 PY = sys.executable
 # Same budget for every method of a size; the gpu size fits one device command (~8 min on an H100).
 SIZES = {
@@ -95,7 +130,11 @@ def main(argv=None) -> int:
     parser.add_argument("--variants", nargs="+", help="with --ablation: train/evaluate only these of its variants")
     parser.add_argument("--root", type=Path, help="runs folder (default runs/compare/<size>[-<ablation>])")
     parser.add_argument("--report", type=Path, help="report folder (default reports/speech_compare_<size>...)")
-    parser.add_argument("--test_audio", default="data/speech/test_real")
+    parser.add_argument("--eval_set", choices=EVAL_SETS, default=None,
+                        help="reference set: test (default for method comparisons) or dev (ablations: always)")
+    parser.add_argument("--init", choices=sorted(INIT_PROTOCOLS), default="package",
+                        help="warm-up and codebook initialisation: each conf's own (package), the same warm-up "
+                             "for every method (warmup), or none for any (none)")
     parser.add_argument("--opus_kbps", nargs="*", default=["6", "8", "12"])
     parser.add_argument("--ladder", nargs="*", type=int, default=None,
                         help="numbers of quantizers to evaluate (default: all, 1..N)")
@@ -107,9 +146,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     size = SIZES[args.size]
-    name = args.size + (f"-{args.ablation}" if args.ablation else "")
+    try:
+        eval_audio = eval_folder(args.eval_set or ("dev" if args.ablation else "test"), bool(args.ablation))
+    except RecipeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    name = args.size + (f"-{args.ablation}" if args.ablation else "") + (
+        f"-init_{args.init}" if args.init != "package" else "")
+    # The same trainings evaluated on the dev set (a decision) sit beside their test evaluation.
+    on_dev = eval_audio.endswith("/dev") and not args.ablation
+    eval_name = "eval_dev" if on_dev else "eval"
     root = args.root or Path("runs/compare") / name
-    report = args.report or Path("reports") / f"speech_compare_{name.replace('-', '_')}"
+    report = args.report or Path("reports") / f"speech_compare_{name.replace('-', '_')}{'_dev' if on_dev else ''}"
     if (ROOT / report).exists() and not args.force:
         print(f"error: {report} exists; pass --force to overwrite it", file=sys.stderr)
         return 2
@@ -138,7 +186,7 @@ def main(argv=None) -> int:
     for label, method, extra in variants:
         for seed in args.seeds:
             save_path = root / label / f"seed{seed}"
-            kept = ROOT / report / "runs" / label / f"seed{seed}" / "eval"
+            kept = ROOT / report / "runs" / label / f"seed{seed}" / eval_name
             if size.get("keep_runs") and (kept / "summary.json").exists():
                 # Checkpoints are not kept: a fresh machine would otherwise train it again.
                 print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept)}", flush=True)
@@ -149,25 +197,26 @@ def main(argv=None) -> int:
                 print(f"skip training {save_path}: finished", flush=True)
             else:
                 trainings.append(([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path,
-                                   "--seed", seed, "--resume", "auto", *size["overrides"], *extra], save_path))
+                                   "--seed", seed, "--resume", "auto", *size["overrides"],
+                                   *INIT_PROTOCOLS[args.init], *extra], save_path))
     run_side_by_side(trainings, log, args.jobs)
     eval_dirs, reference = [], None
     for label, seed, save_path in runs:
-        eval_dir = save_path / "eval"
+        eval_dir = save_path / eval_name
         first = not eval_dirs
         if not (ROOT / eval_dir / "summary.json").exists():
             opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
             ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
-            run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", args.test_audio,
+            run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", eval_audio,
                  "--output", eval_dir, *ladder, *opus], log)
         eval_dirs.append(eval_dir)
         if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
             reference = eval_dir / "opus"  # the Opus reference rows, scored once
         if size.get("keep_runs"):
-            keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / "eval")
+            keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / eval_name)
     if size.get("keep_runs"):
         if reference is not None:
-            keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / "eval")
+            keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / eval_name)
         # Every run kept so far, from this sitting and earlier ones.
         eval_dirs = sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/summary.json"))
         eval_dirs += sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/*/summary.json"))

@@ -160,3 +160,51 @@ def test_the_command_log_is_the_same_on_every_machine(tmp_path):
     assert lines[2] == "# recipes/speech_compare --size cpu --seeds 1"
     assert lines[-1] == "OMP_NUM_THREADS=1 python -c pass 'runs/x y'"
     assert str(common.ROOT) not in history.read_text()
+
+
+def _commands(recipe, monkeypatch, argv):
+    commands = []
+    record = lambda cmd, log: commands.append([str(c) for c in cmd])  # noqa: E731
+    monkeypatch.setattr(recipe, "run", record)
+    monkeypatch.setattr(sys.modules["common"], "run", record)
+    return recipe.main(argv), commands
+
+
+def test_an_ablation_reads_the_dev_set_and_never_the_test_set(tmp_path, monkeypatch):
+    recipe = _recipe()
+    common = ["--size", "cpu", "--seeds", "0", "--report", str(tmp_path / "r"), "--root", str(tmp_path / "runs"),
+              "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, ["--ablation", "lookup", *common])
+    inputs = [c[c.index("--input") + 1] for c in commands if "scripts/evaluate.py" in c]
+    assert code == 0 and inputs and set(inputs) == {"data/speech/dev"}
+    with pytest.raises(recipe.RecipeError, match="dev set only"):
+        recipe.eval_folder("test", ablation=True)
+    result = _run("--ablation", "lookup", "--eval_set", "test", "--report", str(tmp_path / "r2"),
+                  "--root", str(tmp_path / "runs2"))
+    assert result.returncode == 2 and "dev set only" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "runs2").exists()
+
+
+def test_a_method_comparison_reports_on_the_test_set_and_its_dev_evaluation_sits_beside(tmp_path, monkeypatch):
+    recipe = _recipe()
+    common = ["--size", "cpu", "--methods", "ste", "diveq", "--seeds", "0", "--root", str(tmp_path / "runs"),
+              "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, [*common, "--report", str(tmp_path / "r")])
+    evals = [(c[c.index("--input") + 1], c[c.index("--output") + 1]) for c in commands if "scripts/evaluate.py" in c]
+    assert code == 0 and {i for i, _ in evals} == {"data/speech/test"}
+    assert all(o.endswith("/eval") for _, o in evals)
+    code, commands = _commands(recipe, monkeypatch, [*common, "--report", str(tmp_path / "r_dev"), "--eval_set", "dev"])
+    evals = [(c[c.index("--input") + 1], c[c.index("--output") + 1]) for c in commands if "scripts/evaluate.py" in c]
+    assert code == 0 and {i for i, _ in evals} == {"data/speech/dev"} and all(o.endswith("/eval_dev") for _, o in evals)
+
+
+@pytest.mark.parametrize("init, expected", [("package", None), ("warmup", "200"), ("none", "0")])
+def test_the_init_protocol_is_the_same_for_every_method(tmp_path, monkeypatch, init, expected):
+    recipe = _recipe()
+    code, commands = _commands(recipe, monkeypatch, [
+        "--size", "cpu", "--methods", "ste", "rt", "diveq", "sf_diveq", "--seeds", "0", "--init", init,
+        "--report", str(tmp_path / "r"), "--root", str(tmp_path / "runs"), "--force", "--no_headline"])
+    trainings = [c for c in commands if "scripts/train.py" in c]
+    assert code == 0 and len(trainings) == 4
+    skips = {c[c.index("--DiVeQDAC.skip_iters") + 1] if "--DiVeQDAC.skip_iters" in c else None for c in trainings}
+    assert skips == {expected}
