@@ -60,13 +60,20 @@ def build_dataset(sample_rate: int, loudness_db: float, folders: dict = None):
                                  AudioLoader, AudioDataset)
 
 
-def check_level(args: dict, loudness_db: float) -> None:
+def check_level(args: dict, loudness_db: float) -> dict:
     """The training level is one fact, ``DiVeQDAC.loudness_db`` (recorded in the weights, used by
-    ``encode`` and the evaluation): a yml that also sets ``VolumeNorm.db`` is refused."""
-    for key, value in args.items():
+    ``encode`` and the evaluation): a yml or option that also sets ``VolumeNorm.db`` is refused.
+
+    Returns:
+        ``args`` with every ``VolumeNorm.db`` (argbind lists audiotools' default) set to the level
+        the transforms use, so that the configuration saved with the run says what it trained at.
+    """
+    for key in explicit_keys(args, sys.argv):
         if key.split("/")[-1] == "VolumeNorm.db":
-            raise ValueError(f"{key}: {value} is not read; the training level is DiVeQDAC.loudness_db "
-                             f"({loudness_db:g} LUFS here), which encode and the evaluation also use: set that instead")
+            raise ValueError(f"{key} is not read: the training level is DiVeQDAC.loudness_db ({loudness_db:g} LUFS "
+                             "here), which encode and the evaluation also use; set that instead")
+    return {key: ["const", loudness_db] if key.split("/")[-1] == "VolumeNorm.db" else value
+            for key, value in args.items()}
 
 
 @argbind.bind()
@@ -157,7 +164,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             scheduler_d = ExponentialLR(optimizer_d)
         gan_loss = dac_losses.GANLoss(discriminator)
     sample_rate, loudness_db = unwrap(generator).sample_rate, unwrap(generator).loudness_db
-    check_level(args, loudness_db)
+    recorded = check_level(args, loudness_db)
     if rank == 0:  # a run folder that cannot be written is named before the data is looked at
         checkpoint.prepare_run_folder(save_path)
     with argbind.scope(args, "train"):
@@ -167,7 +174,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
     parts = Components(generator, optimizer_g, scheduler_g, discriminator, optimizer_d, scheduler_d,
                        train_data, val_data, MelSpectrogramLoss().to(device), MultiScaleSTFTLoss().to(device),
                        L1Loss().to(device), gan_loss)
-    trainer = Trainer(config, parts, device, rank, world, config_text=str(args))
+    trainer = Trainer(config, parts, device, rank, world, config_text=str(recorded))
     trainer.fit(resume)
     return trainer
 
