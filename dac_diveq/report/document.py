@@ -188,13 +188,13 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
              "between-seed correlation.\n"
              "- **Bold**: best codec method per column (↑ higher is better, ↓ lower is better). "
              f"Reference codecs (italics) are shown at the table of the nearest {domain.rate_name} and are not ranked.\n"
-             f"- Paired comparisons: method − baseline on the same files; seed-matched pairs (seed, file) when "
-             f"both have runs with the same seed, otherwise per-file means over seeds. p-values: two-sided paired "
-             f"t-test and Wilcoxon signed-rank test (scipy). **Holm correction** is applied to the t-test p-values "
-             f"within each comparison table (one baseline × one {domain.setting_noun}, all methods × metrics); the verdict uses "
-             f"the Holm-adjusted t-test p at α = {options.alpha:g}. Fewer than 2 pairs: \"too few pairs\". "
-             "The exact Wilcoxon p cannot go below 2/2^n (0.031 for n = 6), so with few pairs it may stay "
-             "above α while the t-test does not.\n"]
+             "- Comparisons (the design in two sentences): a training run is the unit, each seed "
+             "contributing its mean over the files every run scored, and method − baseline is tested over "
+             "seeds (paired t-test on shared seeds, Welch's otherwise; one seed each is 'too few seeds to "
+             "test'). Each method's primary family, the primary metrics at the top "
+             f"{domain.setting_noun} ({', '.join(labels.name(m) for m in markdown.primary_metrics(domain, metrics)) or 'none'}), "
+             f"is Holm-corrected on its own at α = {options.alpha:g}, so adding methods changes no verdict; other "
+             "metrics and settings are descriptive (uncorrected p, no verdict).\n"]
     if "si_sdr" in metrics:
         parts[-1] += ("- SI-SDR compares waveforms sample by sample. Codecs trained on spectral losses (DAC and "
                       "every method here) do not keep the phase of the input, so strongly negative values "
@@ -221,8 +221,8 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
         text, records = markdown.comparisons(groups, baselines, metrics, options.alpha)
         summary = markdown.verdict_summary(records, domain.setting_noun)
         if summary:
-            parts.append("Summary (Holm-adjusted verdicts):\n\n" + summary)
-            headline.append("Paired comparisons, Holm-adjusted verdicts:\n\n" + summary)
+            parts.append("Summary (primary comparisons, Holm-adjusted verdicts):\n\n" + summary)
+            headline.append("Primary comparisons over seeds, Holm-adjusted verdicts:\n\n" + summary)
         parts.append(text)
     if any(g.is_reference for g in groups):
         parts.append("Reference codecs are not in the paired comparisons (their bitrates differ from the DAC's).\n")

@@ -10,7 +10,7 @@ import numpy as np
 
 from dac_diveq.report import labels
 from dac_diveq.report.runs import Domain, Group, Run, common_domain, higher_is_better, paired_values
-from dac_diveq.report.stats import holm, mean_ci, paired_comparison, verdict
+from dac_diveq.report.stats import holm, mean_ci, paired_comparison, unpaired_comparison, verdict
 
 
 _INTERPRETER = re.compile(r"^((?:OMP_NUM_THREADS=\d+ )?)\S*/python[\d.]*(?= |$)")
@@ -209,12 +209,32 @@ def _ci_text(ci, expected_n: int) -> str:
     return text if ci.n == expected_n else f"{text} (n={ci.n})"
 
 
+#: The declared primary metrics of a comparison, per domain: the only tests with a verdict.
+PRIMARY_METRICS = {"speech": ("stoi", "pesq_wb"), "image": ("psnr", "ssim")}
+
+
+def primary_metrics(domain: Domain, metrics: Sequence[str]) -> tuple[str, ...]:
+    """The domain's primary metrics that the runs have."""
+    return tuple(m for m in PRIMARY_METRICS.get(domain.name, ()) if m in metrics)
+
+
+def _compare(a: list[float], b: list[float], pairing: str, metric: str, alpha: float):
+    if pairing.startswith("seeds"):
+        return paired_comparison(a, b, higher_is_better(metric), alpha=alpha)
+    return unpaired_comparison(a, b, higher_is_better(metric), alpha=alpha)
+
+
 def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequence[str],
                 alpha: float = 0.05) -> tuple[str, list[dict[str, Any]]]:
-    """Paired comparisons of every codec method against each baseline, per setting.
+    """Every codec method against each baseline, with training runs (seeds) as the unit.
 
-    Holm correction is applied to the paired t-test p-values within each table (one baseline,
-    one setting: every method × metric); the verdict uses the Holm-adjusted p.
+    Design: each seed contributes its mean over the files all runs scored; the difference
+    method − baseline is tested over seeds (paired t-test on shared seeds, else Welch's t-test on
+    the seed means). One family per (method, baseline): the primary metrics
+    (:data:`PRIMARY_METRICS`) at the top setting (the full bitrate / largest codebook), Holm-corrected
+    within that family only, so adding methods to a report changes no verdict. Other metrics and
+    settings are secondary: their uncorrected p-values are shown without a verdict (nested bitrates of
+    one model are not separate wins).
 
     Args:
         groups: method groups.
@@ -223,67 +243,81 @@ def comparisons(groups: Sequence[Group], baselines: Sequence[str], metrics: Sequ
         alpha: significance level.
 
     Returns:
-        (Markdown text, one dict per comparison for programmatic use).
+        (Markdown text, one dict per primary comparison for programmatic use).
     """
     domain = domain_of(groups)
     by_label = {g.label: g for g in groups}
     codec = [g for g in groups if not g.is_reference]
+    primary = primary_metrics(domain, metrics)
     out: list[str] = []
     records: list[dict[str, Any]] = []
     missing = [b for b in baselines if b not in by_label]
     if missing:
         out.append(f"Baselines not among the runs (skipped): {', '.join(missing)}.\n")
+    header = ["method", "metric", "seeds", "pairing", "mean diff (method − baseline)", "95% CI of diff",
+              "p (t over seeds)"]
     for base_label in [b for b in baselines if b in by_label]:
         base = by_label[base_label]
-        for setting in _codec_settings(groups):
-            if setting not in base.settings():
+        settings = [s for s in _codec_settings(groups) if s in base.settings()]
+        if not settings:
+            continue
+        top = max(settings)
+        primary_rows, secondary_rows = [], []
+        for g in codec:
+            if g.label == base_label:
                 continue
-            rows, recs = [], []
-            for g in codec:
-                if g.label == base_label or setting not in g.settings():
+            family = []
+            for setting in settings:
+                if setting not in g.settings():
                     continue
                 for m in metrics:
                     a, b, pairing = paired_values(g, base, setting, m)
-                    res = paired_comparison(a, b, higher_is_better(m), alpha=alpha)
-                    recs.append({"baseline": base_label, "setting": setting, "method": g.label, "metric": m,
-                                 "pairing": pairing, "result": res})
-            adjusted = holm([r["result"].p_t for r in recs])
-            for rec, p_holm in zip(recs, adjusted):
+                    res = _compare(a, b, pairing, m, alpha)
+                    rec = {"baseline": base_label, "setting": setting, "method": g.label, "metric": m,
+                           "pairing": pairing, "result": res}
+                    if setting == top and m in primary:
+                        family.append(rec)
+                    else:
+                        where = setting_heading(domain, setting, _setting_bitrate(groups, setting))
+                        secondary_rows.append([g.label, f"{labels.name(m)}, {where}", res.n, pairing,
+                                               fmt(res.diff, 4), f"[{fmt(res.ci[0], 4)}, {fmt(res.ci[1], 4)}]",
+                                               fmt_p(res.p_t)])
+            for rec, p_holm in zip(family, holm([r["result"].p_t for r in family])):
                 res = rec["result"]
                 rec["p_holm"] = p_holm
                 rec["verdict"] = verdict(res.diff, p_holm, higher_is_better(rec["metric"]), res.n, alpha)
-                rows.append([rec["method"], labels.name(rec["metric"]), res.n, rec["pairing"], fmt(res.diff, 4),
-                             f"[{fmt(res.ci[0], 4)}, {fmt(res.ci[1], 4)}]", fmt_p(res.p_t),
-                             fmt_p(res.p_wilcoxon), fmt_p(p_holm), rec["verdict"]])
-            records += recs
-            if not rows:
-                continue
-            out.append(f"### vs {base_label}, {setting_heading(domain, setting, _setting_bitrate(groups, setting))}\n")
-            out.append(table(["method", "metric", "n pairs", "pairing", "mean diff (method − baseline)",
-                              "95% CI of diff", "p (paired t)", "p (Wilcoxon)", "p (t, Holm)", "verdict"], rows))
+                primary_rows.append([rec["method"], labels.name(rec["metric"]), res.n, rec["pairing"],
+                                     fmt(res.diff, 4), f"[{fmt(res.ci[0], 4)}, {fmt(res.ci[1], 4)}]",
+                                     fmt_p(res.p_t), fmt_p(p_holm), rec["verdict"]])
+            records += family
+        where = setting_heading(domain, top, _setting_bitrate(groups, top))
+        if primary_rows:
+            out.append(f"### vs {base_label}: primary comparisons, {where}\n")
+            out.append(table(header + ["p (Holm, this method's primary family)", "verdict"], primary_rows))
+        if secondary_rows:
+            out.append(f"<details><summary>vs {base_label}: secondary comparisons (descriptive: uncorrected p, "
+                       "no verdict)</summary>\n")
+            out.append(table(header, secondary_rows))
+            out.append("</details>\n")
     return "\n".join(out), records
 
 
 def verdict_summary(records: Sequence[dict[str, Any]], setting_noun: str = "bitrate") -> str:
-    """Bullet list: per baseline and method, how many metric × setting comparisons were
-    significantly better / worse / not different.
+    """Bullet list: per baseline and method, the verdict of each primary comparison.
 
     Args:
-        records: the second return value of :func:`comparisons`.
-        setting_noun: the domain's word for a setting (``Domain.setting_noun``).
+        records: the second return value of :func:`comparisons` (primary comparisons only).
+        setting_noun: the domain's word for a setting (``Domain.setting_noun``), kept for callers.
 
     Returns:
         Markdown text ("" when there are no records).
     """
-    counts: dict[tuple[str, str], dict[str, int]] = {}
+    found: dict[tuple[str, str], list[str]] = {}
     for rec in records:
-        key = (rec["baseline"], rec["method"])
-        counts.setdefault(key, {})
-        counts[key][rec["verdict"]] = counts[key].get(rec["verdict"], 0) + 1
-    lines = []
-    for (base, method), c in counts.items():
-        parts = ", ".join(f"{v} {k}" for k, v in sorted(c.items()))
-        lines.append(f"- **{method} vs {base}**: {parts} (out of {sum(c.values())} metric × {setting_noun} comparisons).")
+        res = rec["result"]
+        found.setdefault((rec["baseline"], rec["method"]), []).append(
+            f"{labels.name(rec['metric'])} {fmt(res.diff, 4)} over {res.n} seeds: {rec['verdict']}")
+    lines = [f"- **{method} vs {base}**: " + "; ".join(parts) + "." for (base, method), parts in found.items()]
     return "\n".join(lines) + ("\n" if lines else "")
 
 

@@ -404,11 +404,12 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
 
 def paired_values(method: Group, baseline: Group, setting: float,
                   metric: str) -> tuple[list[float], list[float], str]:
-    """Align a method's and a baseline's values on the same files.
+    """Align a method's and a baseline's values at the level of training runs.
 
-    When both groups have runs with the same integer seed, pairs are (seed, file) over the
-    shared seeds; otherwise each file's values are first averaged over the seeds of each
-    group and pairs are files.
+    A training run (a seed), not a file, is the unit of replication: each run contributes its mean
+    over the files that every run of both groups scored. When both groups have runs of the same
+    integer seeds, pairs are those seeds (same data order and initial draws); otherwise the values
+    are the groups' own per-seed means, unpaired (then the lists may differ in length).
 
     Args:
         method: the compared group.
@@ -420,27 +421,16 @@ def paired_values(method: Group, baseline: Group, setting: float,
         (method values, baseline values, pairing description).
     """
     a_table, b_table = method.table(setting, metric), baseline.table(setting, metric)
+    tables = [t for t in (*a_table.values(), *b_table.values())]
+    files = sorted(set.intersection(*(set(name for name, v in t.items() if math.isfinite(v)) for t in tables))
+                   ) if tables else []
+
+    def mean(per_file: dict[str, float]) -> float:
+        return float(np.mean([per_file[name] for name in files])) if files else math.nan
+
     shared = sorted(k for k in a_table if isinstance(k, int) and k in b_table)
-    a: list[float] = []
-    b: list[float] = []
     if shared:
-        for seed in shared:
-            for name in sorted(set(a_table[seed]) & set(b_table[seed])):
-                a.append(a_table[seed][name])
-                b.append(b_table[seed][name])
-        return a, b, "seed-matched (" + ", ".join(str(s) for s in shared) + ")"
-    a_files = _file_means(a_table)
-    b_files = _file_means(b_table)
-    for name in sorted(set(a_files) & set(b_files)):
-        a.append(a_files[name])
-        b.append(b_files[name])
-    return a, b, "file means over seeds"
-
-
-def _file_means(table: dict[Any, dict[str, float]]) -> dict[str, float]:
-    collected: dict[str, list[float]] = {}
-    for per_file in table.values():
-        for name, value in per_file.items():
-            if math.isfinite(value):
-                collected.setdefault(name, []).append(value)
-    return {name: float(np.mean(v)) for name, v in collected.items()}
+        return ([mean(a_table[k]) for k in shared], [mean(b_table[k]) for k in shared],
+                "seeds " + ", ".join(str(k) for k in shared) + f" (each the mean of {len(files)} files)")
+    return ([mean(t) for t in a_table.values()], [mean(t) for t in b_table.values()],
+            f"unpaired seed means ({len(files)} files each)")

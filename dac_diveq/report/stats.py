@@ -12,7 +12,7 @@ from scipy import stats
 BETTER = "better (p<0.05)"
 WORSE = "worse (p<0.05)"
 NO_DIFFERENCE = "no significant difference"
-TOO_FEW = "too few pairs"
+TOO_FEW = "too few seeds to test"
 
 
 @dataclass(frozen=True)
@@ -162,3 +162,25 @@ def holm(pvalues: Sequence[float]) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         out[i] = running
     return [float(v) for v in out]
+
+
+def unpaired_comparison(a: Sequence[float], b: Sequence[float], higher_is_better: bool = True,
+                        level: float = 0.95, alpha: float = 0.05) -> PairedComparison:
+    """Welch's t-test of a against b (two groups of independent runs, e.g. seed means without
+    shared seeds); the interval is Welch's for the difference of means. No Wilcoxon (NaN)."""
+    x, y = _finite(a), _finite(b)
+    n = int(min(x.size, y.size))
+    diff = float(x.mean() - y.mean()) if x.size and y.size else math.nan
+    if x.size < 2 or y.size < 2:
+        return PairedComparison(diff, (math.nan, math.nan), math.nan, math.nan, n, TOO_FEW)
+    va, vb = x.var(ddof=1) / x.size, y.var(ddof=1) / y.size
+    se = math.sqrt(va + vb)
+    if se == 0.0:
+        p = 0.0 if diff != 0 else 1.0
+        half = 0.0
+    else:
+        df = (va + vb) ** 2 / (va ** 2 / (x.size - 1) + vb ** 2 / (y.size - 1))
+        p = float(2 * stats.t.sf(abs(diff) / se, df))
+        half = float(stats.t.ppf(0.5 + level / 2, df)) * se
+    return PairedComparison(diff, (diff - half, diff + half), p, math.nan, n,
+                            verdict(diff, p, higher_is_better, n, alpha))

@@ -103,12 +103,24 @@ def test_report_end_to_end(runs, tmp_path, capsys):
     assert "honest unit" in text
 
     assert "## Paired comparisons against baselines" in text
-    assert "### vs ste, 4 quantizers" in text and "### vs ste, 12 quantizers" in text
-    assert "seed-matched (0, 1)" in text
-    pesq_rows = [l for l in text.splitlines() if l.startswith("| diveq | PESQ-WB | 6 |")]
-    assert len(pesq_rows) == 2 and all(l.endswith("| better (p<0.05) |") for l in pesq_rows)
-    mel_rows = [l for l in text.splitlines() if l.startswith("| diveq | Mel distance | 6 |")]
-    assert all(l.endswith("| better (p<0.05) |") for l in mel_rows)  # lower is better
+    assert "### vs ste: primary comparisons, 12 quantizers" in text
+    primary = [l for l in text.splitlines() if l.startswith("| diveq | PESQ-WB | 2 | seeds 0, 1")
+               or l.startswith("| diveq | STOI | 2 | seeds 0, 1")]
+    assert len(primary) == 2 and all(l.endswith("| better (p<0.05) |") for l in primary)
+    # The paired t-test over seeds, by hand: each seed's mean over the files, the two differences,
+    # t = mean / (sd / sqrt(2)) with one degree of freedom, p = 1 - 2 atan(|t|) / pi (Student t, df 1).
+    def seed_mean(eval_dir, metric):
+        with open(eval_dir / "per_file.csv") as handle:
+            return np.mean([float(r[metric]) for r in csv.DictReader(handle) if r["n_quantizers"] == "12"])
+    d = np.array([seed_mean(runs[2 + k], "pesq_wb") - seed_mean(runs[k], "pesq_wb") for k in (0, 1)])
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(2))
+    p = 1 - 2 * np.arctan(abs(t)) / np.pi
+    row = next(l for l in primary if "| PESQ-WB |" in l).strip("|").split("|")
+    assert float(row[4]) == pytest.approx(d.mean(), abs=1e-4) and float(row[6]) == pytest.approx(p, rel=1e-2)
+    # Nested bitrates and other metrics are descriptive: no verdict, no correction.
+    secondary = [l for l in text.splitlines() if l.startswith("| diveq | PESQ-WB, 4 quantizers")]
+    assert len(secondary) == 1 and "better" not in secondary[0]
+    assert "**diveq vs ste**: PESQ-WB" in text and "over 2 seeds: better (p<0.05)" in text
     assert "Holm" in text
     assert "Baselines not among" not in text  # default: only those present (no rotation run)
 
