@@ -399,7 +399,29 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
             label += f" [residual_mode={run.summary.get('residual_mode')}, lookup={run.summary.get('lookup')}]"
         groups.setdefault(label, Group(label, run.method)).runs.append(run)
     ordered = list(groups.values())
+    for group in ordered:
+        check_poolable(group)
     return [g for g in ordered if not g.is_reference] + [g for g in ordered if g.is_reference]
+
+
+def check_poolable(group: Group) -> None:
+    """Refuse to pool runs of one variant that trained differently (losses, level, schedule, data,
+    budget...: ``summary["training_config"]`` without the run's own keys such as its seed).
+
+    Raises:
+        ValueError: two runs' recorded training configurations differ (one line naming the keys).
+    """
+    known = [(run, run.summary.get("training_config")) for run in group.runs
+             if isinstance(run.summary.get("training_config"), dict)]
+    if len(known) < 2:
+        return
+    first_run, first = known[0]
+    for run, config in known[1:]:
+        if config != first:
+            keys = sorted(k for k in set(first) | set(config) if first.get(k) != config.get(k))
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            raise ValueError(f"cannot pool the runs of {group.label}: {first_run.eval_dir} and {run.eval_dir} "
+                             f"trained differently ({shown})")
 
 
 def paired_values(method: Group, baseline: Group, setting: float,

@@ -175,3 +175,21 @@ def test_headline_is_top_bitrate_table_and_verdicts(runs, tmp_path, capsys):
     # without the flag the headline is written but not printed
     assert report.main(["--runs", *map(str, runs), "--output", str(out), "--force"]) == 0
     assert "### 12 quantizers" not in capsys.readouterr().out and (out / "headline.md").is_file()
+
+
+def test_runs_that_trained_differently_are_not_pooled(runs, tmp_path, capsys):
+    """Seeds of one variant are pooled only when their recorded training configurations agree (the
+    seed and the run's folder aside): a different loss weight is another experiment."""
+    for eval_dir, weight in zip(runs[:2], (15.0, 15.0)):
+        summary = json.loads((eval_dir / "summary.json").read_text())
+        summary["training_config"] = {"lambdas": {"mel/loss": weight}, "DiVeQDAC.loudness_db": -16.0}
+        (eval_dir / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "pooled"
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
+    summary = json.loads((runs[1] / "summary.json").read_text())
+    summary["training_config"]["lambdas"] = {"mel/loss": 1.0}
+    (runs[1] / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot pool the runs of ste" in err[0] and "(lambdas)" in err[0]
