@@ -6,6 +6,10 @@ Train the run with quantization held off for the whole budget (``--DiVeQDAC.skip
 ``--num_iters``) and this gives what the encoder/decoder alone reach at that budget: the ceiling a
 quantizer can only lower. For a run that quantized, the unquantized column is not a ceiling (its
 decoder never saw unquantized latents). See docs/cpu_training.md.
+
+Each file is fed at the level the codec trained at (its weights' ``loudness_db``, as ``encode`` and
+the evaluation do; ``--loudness_db`` overrides) and both outputs are returned to the file's own
+loudness before scoring; both are whole-file forward passes (the evaluation compresses in 5-s windows).
 """
 import argparse
 import sys
@@ -26,8 +30,19 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--weights_path", required=True, help="weights.pth or a run folder (its latest)")
-    parser.add_argument("--input", default="data/speech/test_real", help="folder of reference .wav files")
+    parser.add_argument("--input", default="data/speech/dev", help="folder of reference .wav files (default: "
+                                                                    "the dev set; the test set is for reports)")
+    parser.add_argument("--loudness_db", default="model",
+                        help="level the input is normalised to: model (the training level; default), LUFS or raw")
     args = parser.parse_args(argv)
+    from audiotools import AudioSignal
+
+    from dac_diveq.codec.model import parse_level
+    try:
+        requested = parse_level(args.loudness_db)
+    except ValueError as exc:
+        print(f"error: --loudness_db: {exc}", file=sys.stderr)
+        return 2
     files = sorted(Path(args.input).glob("*.wav"))
     if not files:
         print(f"error: no .wav files in {args.input}", file=sys.stderr)
@@ -38,6 +53,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     model.eval()
+    level = model.level(requested)
     rows = []
     print("file\tSTOI unquantized\tSTOI quantized\tPESQ-WB unquantized\tPESQ-WB quantized")
     for path in files:
@@ -45,11 +61,13 @@ def main(argv=None) -> int:
         if sr != model.sample_rate:
             print(f"error: {path.name} is {sr} Hz, the model {model.sample_rate} Hz", file=sys.stderr)
             return 2
-        x = torch.from_numpy(audio[:, 0])[None, None]
+        signal = AudioSignal(torch.from_numpy(audio[:, 0])[None, None], sr)
+        loudness = signal.loudness()
+        x = (signal.clone().normalize(level) if level is not None else signal).audio_data
         with torch.no_grad():
             outputs = [model.reconstruct_unquantized(x, sr), model(x, sr)["audio"]]
         ref = audio[:, 0]
-        decoded = [y[0, 0, : len(ref)].numpy() for y in outputs]
+        decoded = [AudioSignal(y, sr).normalize(loudness).audio_data[0, 0, : len(ref)].numpy() for y in outputs]
         n = min(len(ref), *map(len, decoded))
         stoi = [speech.stoi(ref[:n], y[:n], sr) for y in decoded]
         pesq = [speech.pesq_wb(ref[:n], y[:n], sr) for y in decoded]
