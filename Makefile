@@ -37,15 +37,15 @@ lint-imports: setup
 	$(VENV)/bin/lint-imports setup.cfg
 
 # The main job on the embedded data, CPU: prepare speech, train a DiVeQ and an STE codec on the
-# same data and budget, evaluate both on the real test clips, encode/decode them with the DiVeQ
+# same data and budget, evaluate both on the held-out test set, encode/decode it with the DiVeQ
 # codec through the CLI, and end with the comparison table. Re-running resumes/skips what is done.
 quickstart: setup system-deps
 	OMP_NUM_THREADS=$(THREADS) $(VPY) recipes/speech_compare.py --size quickstart --methods diveq ste --seeds 0 --ladder 3 6 12 --jobs 2 \
 		--root runs/quickstart --report runs/quickstart/report --force --no_headline
-	$(VPY) -m dac_diveq encode data/speech/test_real --output $(RUN)/codes --weights_path $(WEIGHTS) --device cpu
+	$(VPY) -m dac_diveq encode data/speech/test --output $(RUN)/codes --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq decode $(RUN)/codes --output $(RUN)/decoded --weights_path $(WEIGHTS) --device cpu
 	$(VPY) -m dac_diveq info $(WEIGHTS)
-	$(VPY) scripts/score_decoded.py data/speech/test_real $(RUN)/decoded
+	$(VPY) scripts/score_decoded.py data/speech/test $(RUN)/decoded
 	@echo "== DiVeQ vs STE (runs/quickstart/report/README.md has the full report) =="
 	@cat runs/quickstart/report/headline.md
 
