@@ -163,19 +163,31 @@ def test_ctrl_c_saves_latest_and_the_run_resumes_from_it(tmp_path, data):
     assert f"at step {step}" in again.stderr and "steps: " + f"{step} -> {step + 1}" in again.stderr
 
 
-@pytest.mark.parametrize("conf, db", [("conf/recipe.yml", -16), ("conf/16khz/diveq.yml", -16),
-                                      ("conf/cpu/diveq.yml", -24), ("conf/quickstart/ste.yml", -24)])
-def test_the_transforms_read_their_arguments_from_the_yml(conf, db):
-    """DAC's recipe normalises loudness to -16 dB (VolumeNorm.db); the CPU confs keep audiotools'
-    -24 dB that their kept runs trained with."""
+@pytest.mark.parametrize("conf", ["conf/recipe.yml", "conf/16khz/diveq.yml", "conf/cpu/diveq.yml",
+                                  "conf/quickstart/ste.yml"])
+def test_the_transforms_normalise_to_the_models_level(conf):
+    """The training level is the model's ``loudness_db`` (DAC's -16 LUFS unless a conf sets it):
+    every VolumeNorm of the pipeline uses it, whatever argbind lists as audiotools' default."""
     import argbind
 
     from dac_diveq.training.config import parse_args
 
     script = load_script("train")
     args = parse_args(["--args.load", conf])
+    with argbind.scope(args):
+        level = script.DiVeQDAC(encoder_dim=8, decoder_dim=32, n_codebooks=2, codebook_size=16).loudness_db
+    assert level == -16.0
     for scope in ("train", "val"):
         with argbind.scope(args, scope):
-            transform = script.build_transform()
+            transform = script.build_transform(loudness_db=level)
         norms = [t for t in transform.transforms[2].transforms if type(t).__name__ == "VolumeNorm"]
-        assert len(norms) == 1 and tuple(norms[0].db) == ("const", db)
+        assert len(norms) == 1 and tuple(norms[0].db) == ("const", level)
+
+
+def test_a_conf_that_sets_volumenorm_is_refused_in_one_line(tmp_path, data):
+    conf = _conf(tmp_path, data)
+    result = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(tmp_path / "r"),
+                   "--VolumeNorm.db", "[const, -20]"])
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and "DiVeQDAC.loudness_db" in lines[0]
+    assert not (tmp_path / "r" / "latest").exists()
