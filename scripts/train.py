@@ -17,6 +17,7 @@ from dac.nn import loss as dac_losses
 
 import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
 from dac_diveq.codec.model import DiVeQDAC
+from dac_diveq.codec.losses import CompressedSpectralLoss
 from dac_diveq.codec.finetune import conf_quantizer_config, explicit_keys, load_stock_discriminator
 from dac_diveq.codec.finetune import start_from as finetune_start
 from dac_diveq.codec.snake import fuse_snake
@@ -37,6 +38,7 @@ AudioLoader = argbind.bind(AudioLoader, "train", "val")
 MelSpectrogramLoss = argbind.bind(dac_losses.MelSpectrogramLoss)
 MultiScaleSTFTLoss = argbind.bind(dac_losses.MultiScaleSTFTLoss)
 L1Loss = argbind.bind(dac_losses.L1Loss)
+CompressedSpectralLoss = argbind.bind(CompressedSpectralLoss)
 build_transform = argbind.bind(loaders.build_transform, "train", "val")
 # As DAC's train.py: audiotools' transforms read their arguments from the yml (``VolumeNorm.db``);
 # argbind patches the classes, so build_transform's lookup by name gets the bound ones.
@@ -173,7 +175,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         val_data = build_dataset(sample_rate, loudness_db)
     parts = Components(generator, optimizer_g, scheduler_g, discriminator, optimizer_d, scheduler_d,
                        train_data, val_data, MelSpectrogramLoss().to(device), MultiScaleSTFTLoss().to(device),
-                       L1Loss().to(device), gan_loss)
+                       L1Loss().to(device), gan_loss, CompressedSpectralLoss().to(device))
     trainer = Trainer(config, parts, device, rank, world, config_text=str(recorded))
     trainer.fit(resume)
     return trainer

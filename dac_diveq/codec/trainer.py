@@ -62,6 +62,8 @@ class Components:
     stft_loss: Any
     waveform_loss: Any
     gan_loss: Any = None
+    #: ``spectral/loss`` (:class:`~dac_diveq.codec.losses.CompressedSpectralLoss`), computed when its weight is > 0.
+    spectral_loss: Any = None
 
 
 def _values(container: Any) -> list:
@@ -164,6 +166,8 @@ class Trainer(TrainLoop):
         terms["stft/loss"] = p.stft_loss(recons, signal)
         terms["mel/loss"] = p.mel_loss(recons, signal)
         terms["waveform/loss"] = p.waveform_loss(recons, signal)
+        if p.spectral_loss is not None and cfg.lambdas.get("spectral/loss", 0):
+            terms["spectral/loss"] = p.spectral_loss(recons, signal)
         if p.discriminator is not None:
             with self.autocast():
                 terms["adv/gen_loss"], terms["adv/feat_loss"] = p.gan_loss.generator_loss(recons, signal)
@@ -191,7 +195,10 @@ class Trainer(TrainLoop):
             out, recons, signal = self._reconstruct(model, self._signal(batch, p.val_data))
             codes = out["codes"].transpose(0, 1).reshape(model.n_codebooks, -1)  # stages x codes
             stage_counts.scatter_add_(1, codes, torch.ones_like(codes, dtype=stage_counts.dtype))
-            for key, loss in (("mel/loss", p.mel_loss), ("stft/loss", p.stft_loss), ("waveform/loss", p.waveform_loss)):
+            losses = [("mel/loss", p.mel_loss), ("stft/loss", p.stft_loss), ("waveform/loss", p.waveform_loss)]
+            if p.spectral_loss is not None and self.config.lambdas.get("spectral/loss", 0):
+                losses.append(("spectral/loss", p.spectral_loss))
+            for key, loss in losses:
                 totals.setdefault(key, []).append(loss(recons, signal).item())
             for ref, deg in zip(signal.audio_data.cpu(), recons.audio_data.cpu()):
                 try:

@@ -191,3 +191,13 @@ def test_a_conf_that_sets_volumenorm_is_refused_in_one_line(tmp_path, data):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and "DiVeQDAC.loudness_db" in lines[0]
     assert not (tmp_path / "r" / "latest").exists()
+
+
+def test_the_compressed_spectral_loss_trains_when_weighted(tmp_path, data):
+    conf = _conf(tmp_path, data)
+    save = tmp_path / "run"
+    result = _run(["scripts/train.py", "--args.load", str(conf), "--save_path", str(save),
+                   "--lambdas", "{mel/loss: 15.0, spectral/loss: 5.0, vq/commitment_loss: 0.25}",
+                   "--CompressedSpectralLoss.window_lengths", "[128, 256]"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "spectral/loss" in result.stdout  # validated beside the mel loss
