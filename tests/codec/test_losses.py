@@ -56,3 +56,24 @@ def test_gradient_norms_match_autograd_on_a_quadratic():
     value, norm = found["sq"]
     assert value == pytest.approx(float(((x - y) ** 2).sum()), rel=1e-5)
     assert norm == pytest.approx(float((2 * (x - y)).norm()), rel=1e-5)  # d/dx (x - y)^2 = 2 (x - y)
+
+
+@pytest.mark.slow  # launches the script
+def test_loss_gradients_script_prints_every_term_and_its_share(tmp_path):
+    import soundfile as sf
+
+    from dac_diveq.codec.model import DiVeQDAC
+    from tests.conftest import TINY_DAC, run_python
+
+    torch.manual_seed(0)
+    DiVeQDAC(**TINY_DAC).save(str(tmp_path / "w.pth"), package=False)
+    (tmp_path / "dev").mkdir()
+    for i in range(2):
+        sf.write(tmp_path / "dev" / f"{i}.wav", _signal(i, 1, 1.0).audio_data[0, 0].numpy(), SR)
+    result = run_python(["scripts/loss_gradients.py", "--conf", "conf/cpu/diveq.yml", "--weights_path",
+                         tmp_path / "w.pth", "--input", tmp_path / "dev"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [l for l in result.stdout.splitlines() if l.startswith("| ") and "/loss" in l]
+    assert [r.split("|")[1].strip() for r in rows] == ["mel/loss", "stft/loss", "waveform/loss", "spectral/loss"]
+    shares = [float(r.split("|")[5].strip().rstrip("%")) for r in rows]
+    assert sum(shares) == pytest.approx(100.0, abs=0.5) and shares[1] == 0.0  # stft/loss has weight 0 in conf/cpu
