@@ -262,6 +262,9 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--output", default=str(ROOT / "reports" / "gpu_check"), help="where README.md goes")
     parser.add_argument("--work", default=str(ROOT / "runs" / "gpu_check"), help="run folders and logs")
     parser.add_argument("--budget", type=float, default=BUDGET_S, help="seconds for the whole check")
+    parser.add_argument("--allow-no-gpu", action="store_true",
+                        help="exit 0 when there is no CUDA device (CI); by default that is a failure, so that a "
+                             "GPU machine with a broken driver does not pass")
     return parser.parse_args(argv)
 
 
@@ -270,8 +273,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     import torch
 
     if not args.smoke and not torch.cuda.is_available():
-        print("gpu-check: no CUDA device on this machine; nothing to check (run it where a GPU is lent)")
-        return 0
+        if args.allow_no_gpu:
+            print("gpu-check: no CUDA device on this machine; nothing to check (run it where a GPU is lent)")
+            return 0
+        print("gpu-check: no CUDA device found: torch sees no GPU (no GPU here, or its driver is broken); "
+              "nothing was checked (pass --allow-no-gpu to accept that)", file=sys.stderr)
+        return 1
     settings = smoke_settings() if args.smoke else gpu_settings()
     work, output = Path(args.work), Path(args.output)
     work.mkdir(parents=True, exist_ok=True)

@@ -3,12 +3,15 @@
 from tests.conftest import load_script, run_python
 
 
-def test_without_cuda_it_says_so_in_one_line_and_exits_0(tmp_path):
-    result = run_python(["scripts/gpu_check.py", "--output", tmp_path / "report", "--work", tmp_path / "work"],
-                        env={"CUDA_VISIBLE_DEVICES": ""})
-    assert result.returncode == 0 and "Traceback" not in result.stderr
-    lines = result.stdout.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("gpu-check: no CUDA device")
+def test_without_cuda_it_fails_in_one_line_unless_allowed(tmp_path):
+    """A GPU machine whose driver is broken must not pass: no CUDA is a failure unless --allow-no-gpu."""
+    args = ["scripts/gpu_check.py", "--output", tmp_path / "report", "--work", tmp_path / "work"]
+    result = run_python(args, env={"CUDA_VISIBLE_DEVICES": ""})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpu-check: no CUDA device found") and "--allow-no-gpu" in lines[0]
+    allowed = run_python([*args, "--allow-no-gpu"], env={"CUDA_VISIBLE_DEVICES": ""})
+    assert allowed.returncode == 0 and allowed.stdout.strip().startswith("gpu-check: no CUDA device")
     assert not (tmp_path / "report").exists() and not (tmp_path / "work").exists()
 
 
