@@ -47,8 +47,10 @@ def _mtimes(folder: Path) -> dict:
 def test_files_are_16k_mono_speech(prepared):
     _, folders = prepared
     expected = {"train": N_TRAIN, "val": N_VAL, "test_real": len(SOURCES)}
-    assert set(folders) == {*expected, "train_real", "val_real"}
+    assert set(folders) == {*expected, "train_real", "val_real", "train_prompts", "dev", "test"}
     for name, folder in folders.items():
+        if name in ("train_prompts", "dev", "test"):  # levels kept, clip lengths: their own tests
+            continue
         wavs = sorted(folder.glob("*.wav"))
         if name in expected:
             assert len(wavs) == expected[name], name
@@ -209,14 +211,17 @@ def test_dev_and_test_sets_are_real_wideband_held_out_speakers(prepared):
             assert heldout.is_wideband(audio, sr) and entry["energy_above_4k_db"] >= heldout.NARROWBAND_DB
             assert entry["licence"] and entry["made_of"] and entry["sex_basis"]
     assert sets["test"]["total_s"] > 5 * 60
-    # The test speakers' recordings are in no training or validation folder.
+    # The test speakers' recordings are in no training or validation folder; the dev speakers' are
+    # not in training (validation during training is on the dev speakers' words: a decision, on dev).
     assert set(ktuberling.TEST_LANGUAGES) == set(heldout.KTUBERLING_TEST)
-    trained = [json.loads((folders[s] / "manifest.json").read_text())["files"].values()
-               for s in ("train_real", "val_real", "train_prompts")]
-    sources = {e["source"] for entries in trained for e in entries}
-    used = {src for m in sets.values() for e in m["files"].values() for src in e["made_of"]}
-    assert not sources & used
-    languages = {e["language"] for entries in trained[:2] for e in entries}
+    def sources(*splits):
+        return {e["source"] for s in splits for e in json.loads((folders[s] / "manifest.json").read_text())["files"].values()}
+    def used(split):
+        return {src for e in sets[split]["files"].values() for src in e["made_of"]}
+    assert not sources("train_real", "val_real", "train_prompts") & used("test")
+    assert not sources("train_real", "train_prompts") & used("dev")
+    languages = {e["language"] for s in ("train_real", "val_real")
+                 for e in json.loads((folders[s] / "manifest.json").read_text())["files"].values()}
     assert not languages & set(ktuberling.TEST_LANGUAGES)
     prompts = json.loads((folders["train_prompts"] / "manifest.json").read_text())
     assert {e["speaker"] for e in prompts["files"].values()} == {"allison"} and prompts["total_s"] > 30 * 60
