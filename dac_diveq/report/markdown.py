@@ -316,7 +316,7 @@ def verdict_summary(records: Sequence[dict[str, Any]], setting_noun: str = "bitr
     for rec in records:
         res = rec["result"]
         found.setdefault((rec["baseline"], rec["method"]), []).append(
-            f"{labels.name(rec['metric'])} {fmt(res.diff, 4)} over {res.n} seeds: {rec['verdict']}")
+            f"{labels.name(rec['metric'])} {fmt(res.diff, 4)} over {res.n} seed{'' if res.n == 1 else 's'}: {rec['verdict']}")
     lines = [f"- **{method} vs {base}**: " + "; ".join(parts) + "." for (base, method), parts in found.items()]
     return "\n".join(lines) + ("\n" if lines else "")
 
