@@ -2,7 +2,7 @@
 
     python scripts/residual_modes.py                                   # DAC 16 kHz RVQ, random weights
     python scripts/residual_modes.py --method sf_diveq                 # the same for SF-DiVeQ
-    python scripts/residual_modes.py --weights_path runs/compare/cpu/diveq/seed0 --input data/speech/test_real
+    python scripts/residual_modes.py --weights_path runs/compare/cpu/diveq/seed0 --input data/speech/dev
 
 For each ``residual_mode`` the method has (stagewise, stagewise_hard, joint; SF-DiVeQ has no
 stagewise_hard) it prints the share of frames whose
@@ -70,7 +70,8 @@ def gaps(quantizer: ResidualVectorQuantize, latents, draws: int) -> tuple[float,
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--weights_path", help="a DiVeQ run folder or weights.pth (default: random weights)")
-    parser.add_argument("--input", default="data/speech/test_real", help="folder of .wav clips (with --weights_path)")
+    parser.add_argument("--input", default="data/speech/dev",
+                        help="folder of .wav clips (with --weights_path; default: the dev set, as it informs a choice)")
     parser.add_argument("--method", choices=("diveq", "sf_diveq"), default="diveq",
                         help="the method of the random-weight quantizer (a run brings its own)")
     parser.add_argument("--draws", type=int, default=16, help="training passes per input (noise draws)")
