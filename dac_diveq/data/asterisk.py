@@ -10,6 +10,7 @@ on clean speech), which is said wherever they are used.
 """
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,6 @@ def prepare_prompts(out: PathLike, folders: Sequence[str] = TRAIN_FOLDERS, sound
     params = {"folders": list(folders), "versions": {VOICES[f].package: package_version(VOICES[f].package)
                                                      for f in folders}, "sample_rate": TARGET_SR}
     try:
-        import json
         old = json.loads((out / "manifest.json").read_text())
         if all(old.get(k) == v for k, v in params.items()) and all((out / n).is_file() for n in old["files"]):
             return out
