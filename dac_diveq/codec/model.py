@@ -14,8 +14,6 @@ from .dac_layers import ResidualVectorQuantize
 GENERATOR = "diveqdac"
 #: DAC's loudness level (LUFS): what its recipe trains at and its ``compress`` normalises to.
 DAC_LOUDNESS_DB = -16.0
-#: What ``--loudness_db`` accepts besides a number: the model's training level, or none at all.
-LEVEL_CHOICES = ("model", "raw")
 
 
 def parse_level(text) -> Union[str, float, None]:
@@ -104,9 +102,10 @@ class DiVeQDAC(SafeLoad, DAC):
         self.quantizer_dropout = quantizer_dropout
         self.method = method
         self.residual_mode = residual_mode
-        if not (isinstance(loudness_db, (int, float)) and math.isfinite(loudness_db) and -70 <= loudness_db <= 0):
+        level = parse_level(loudness_db) if isinstance(loudness_db, (int, float)) else None
+        if not isinstance(level, float):  # one rule for a level, here and on the command lines
             raise ValueError(f"loudness_db must be a level in LUFS between -70 and 0, got {loudness_db!r}")
-        self.loudness_db = float(loudness_db)
+        self.loudness_db = level
         self.quantizer = ResidualVectorQuantize(
             input_dim=self.latent_dim,
             n_codebooks=n_codebooks,
