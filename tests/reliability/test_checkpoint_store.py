@@ -61,23 +61,25 @@ def test_two_runs_sharing_a_symlinked_store_keep_each_others_checkpoints(tmp_pat
         assert owned(store, run) == sorted(targets)
 
 
-def test_a_run_whose_store_another_run_links_to_keeps_the_others_checkpoints(tmp_path):
+def _two_runs_sharing_a_store(tmp_path):
+    """Run folders ``a`` and ``b``, each trained 2 steps, ``b/.checkpoints`` a link to ``a``'s."""
     a, b = tmp_path / "a", tmp_path / "b"
     ToyTrainer(_config(a, num_iters=2)).run()
     b.mkdir()
     os.symlink(a / checkpoint.STORE, b / checkpoint.STORE)
     ToyTrainer(_config(b, num_iters=2)).run()
+    return a, b
+
+
+def test_a_run_whose_store_another_run_links_to_keeps_the_others_checkpoints(tmp_path):
+    a, b = _two_runs_sharing_a_store(tmp_path)
     b_latest = files_under(b / "latest")
     ToyTrainer(_config(a, num_iters=6)).run()  # a new run in a: saves at 2, 4, 6
     assert files_under(b / "latest") == b_latest and checkpoint.stored_step(b / "latest") == 2
 
 
 def test_an_interrupted_save_of_another_run_is_not_removed(tmp_path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    ToyTrainer(_config(a, num_iters=2)).run()
-    b.mkdir()
-    os.symlink(a / checkpoint.STORE, b / checkpoint.STORE)
-    ToyTrainer(_config(b, num_iters=2)).run()
+    a, b = _two_runs_sharing_a_store(tmp_path)
     partials = {}
     for run in (a, b):
         partial = a / checkpoint.STORE / f"step00000004-{uuid.uuid4().hex[:8]}.partial"
