@@ -202,6 +202,11 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
                       "a waveform codec such as Opus scores above 0 dB. Read PESQ, STOI and ViSQOL instead.\n")
     parts[-1] += "".join(f"- {labels.name(m)}: no value in any run, shown as n/a (see the provenance table for "
                          "why, e.g. which LPIPS weights were available).\n" for m in empty)
+    for group in (g for g in groups if g.unshared_options):
+        shown = ", ".join(f"`{k}`" for k in group.unshared_options[:4])
+        more = f" and {len(group.unshared_options) - 4} more" if len(group.unshared_options) > 4 else ""
+        parts[-1] += (f"- The runs of {group.label} were trained by trainer versions that record different options "
+                      f"({shown}{more} only in some): they are pooled because every option they all record agrees.\n")
     if options.notes is not None:
         notes = Path(options.notes).read_text().strip()
         # The notes' own headings sit below this section's.

@@ -310,6 +310,8 @@ class Group:
     label: str
     method: str
     runs: list[Run] = field(default_factory=list)
+    #: Options that only some runs' trainers recorded (set by :func:`check_poolable`).
+    unshared_options: list[str] = field(default_factory=list)
 
     @property
     def is_reference(self) -> bool:
@@ -408,17 +410,24 @@ def check_poolable(group: Group) -> None:
     """Refuse to pool runs of one variant that trained differently (losses, level, schedule, data,
     budget...: ``summary["training_config"]`` without the run's own keys such as its seed).
 
+    Options are compared where every run recorded them. An option that only some runs recorded was
+    added by a later trainer version (its runs trained with the option at its default when the
+    earlier ones had no such option); such keys are listed in ``group.unshared_options`` and the
+    report names them, rather than refusing runs that trained the same.
+
     Raises:
-        ValueError: two runs' recorded training configurations differ (one line naming the keys).
+        ValueError: two runs' recorded values of a shared option differ (one line naming the keys).
     """
     known = [(run, run.summary.get("training_config")) for run in group.runs
              if isinstance(run.summary.get("training_config"), dict)]
     if len(known) < 2:
         return
+    shared = set.intersection(*(set(config) for _, config in known))
+    group.unshared_options = sorted(set.union(*(set(config) for _, config in known)) - shared)
     first_run, first = known[0]
     for run, config in known[1:]:
-        if config != first:
-            keys = sorted(k for k in set(first) | set(config) if first.get(k) != config.get(k))
+        keys = sorted(k for k in shared if first[k] != config[k])
+        if keys:
             shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
             raise ValueError(f"cannot pool the runs of {group.label}: {first_run.eval_dir} and {run.eval_dir} "
                              f"trained differently ({shown})")

@@ -193,3 +193,16 @@ def test_runs_that_trained_differently_are_not_pooled(runs, tmp_path, capsys):
     assert load_script().main(["--runs", *map(str, runs), "--output", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot pool the runs of ste" in err[0] and "(lambdas)" in err[0]
+
+
+def test_an_option_only_a_later_trainer_records_is_named_not_refused(runs, tmp_path):
+    """A later trainer records an option the earlier one did not have (here a loss it computes only
+    when weighted): the runs trained the same, so they pool, and the report names the option."""
+    for eval_dir, extra in zip(runs[:2], ({}, {"CompressedSpectralLoss.alpha": 0.3})):
+        summary = json.loads((eval_dir / "summary.json").read_text())
+        summary["training_config"] = {"lambdas": {"mel/loss": 15.0}, **extra}
+        (eval_dir / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "pooled"
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
+    text = (out / "README.md").read_text()
+    assert "`CompressedSpectralLoss.alpha` only in some" in text and "The runs of ste" in text
