@@ -377,11 +377,39 @@ class Group:
         return float(np.nanmean(rates)) if rates else math.nan
 
 
+def _flat_options(config: Any) -> Optional[dict[str, str]]:
+    """A recorded training configuration as ``{option: value as JSON}``, dicts flattened one level
+    (``lambdas.mel/loss``); None when the run recorded none."""
+    if not isinstance(config, dict):
+        return None
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        items = value.items() if isinstance(value, dict) else [(None, value)]
+        for sub, item in items:
+            flat[key if sub is None else f"{key}.{sub}"] = json.dumps(item, sort_keys=True, default=str)
+    return flat
+
+
+def _option_labels(runs: list[Run]) -> dict[int, str]:
+    """``key=value`` for the training options (recorded by every run) in which runs of one method
+    differ, e.g. ``DiVeQDAC.noise_var=0.0001``; keyed by ``id(run)``. Residual mode and lookup are
+    labelled by :func:`group_runs` already."""
+    options = [_flat_options(run.summary.get("training_config")) for run in runs]
+    if len(runs) < 2 or any(o is None for o in options):
+        return {}
+    shared = set.intersection(*(set(o) for o in options))
+    varying = sorted(k for k in shared if len({o[k] for o in options}) > 1
+                     and k.rsplit(".", 1)[-1] not in ("residual_mode", "lookup"))
+    return {id(run): ", ".join(f"{k}={o[k]}" for k in varying) for run, o in zip(runs, options) if varying}
+
+
 def group_runs(runs: Iterable[Run]) -> list[Group]:
     """Group runs by method variant.
 
     The label is the method; when runs of one method differ in ``residual_mode`` or ``lookup``,
-    those are appended, e.g. ``diveq [residual_mode=detach, lookup=exact]``.
+    those are appended, e.g. ``diveq [residual_mode=detach, lookup=exact]``, and so is every other
+    training option in which they differ (``diveq [DiVeQDAC.noise_var=0.0001]``): runs that trained
+    differently are never pooled, and the label says how they differ.
 
     Args:
         runs: loaded runs.
@@ -391,14 +419,20 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
     """
     runs = list(runs)
     variants: dict[str, set[tuple[str, str]]] = {}
+    by_method: dict[str, list[Run]] = {}
     for run in runs:
         variants.setdefault(run.method, set()).add(
             (str(run.summary.get("residual_mode")), str(run.summary.get("lookup"))))
+        by_method.setdefault(run.method, []).append(run)
+    option_labels = {k: v for method_runs in by_method.values() for k, v in _option_labels(method_runs).items()}
     groups: dict[str, Group] = {}
     for run in runs:
-        label = run.method
+        parts = []
         if len(variants[run.method]) > 1:
-            label += f" [residual_mode={run.summary.get('residual_mode')}, lookup={run.summary.get('lookup')}]"
+            parts.append(f"residual_mode={run.summary.get('residual_mode')}, lookup={run.summary.get('lookup')}")
+        if id(run) in option_labels:
+            parts.append(option_labels[id(run)])
+        label = run.method + (f" [{', '.join(parts)}]" if parts else "")
         groups.setdefault(label, Group(label, run.method)).runs.append(run)
     ordered = list(groups.values())
     for group in ordered:
@@ -407,8 +441,9 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
 
 
 def check_poolable(group: Group) -> None:
-    """Refuse to pool runs of one variant that trained differently (losses, level, schedule, data,
-    budget...: ``summary["training_config"]`` without the run's own keys such as its seed).
+    """Check that the runs of one group trained the same (losses, level, schedule, data, budget...:
+    ``summary["training_config"]`` without the run's own keys such as its seed); :func:`group_runs`
+    already separates runs whose shared options differ, so this guards its callers' own groups.
 
     Options are compared where every run recorded them. An option that only some runs recorded was
     added by a later trainer version (its runs trained with the option at its default when the
