@@ -377,30 +377,32 @@ class Group:
         return float(np.nanmean(rates)) if rates else math.nan
 
 
-def _flat_options(config: Any) -> Optional[dict[str, str]]:
-    """A recorded training configuration as ``{option: value as JSON}``, dicts flattened one level
-    (``lambdas.mel/loss``); None when the run recorded none."""
-    if not isinstance(config, dict):
-        return None
-    flat: dict[str, str] = {}
-    for key, value in config.items():
-        items = value.items() if isinstance(value, dict) else [(None, value)]
-        for sub, item in items:
-            flat[key if sub is None else f"{key}.{sub}"] = json.dumps(item, sort_keys=True, default=str)
-    return flat
-
-
 def _option_labels(runs: list[Run]) -> dict[int, str]:
     """``key=value`` for the training options (recorded by every run) in which runs of one method
-    differ, e.g. ``DiVeQDAC.noise_var=0.0001``; keyed by ``id(run)``. Residual mode and lookup are
-    labelled by :func:`group_runs` already."""
-    options = [_flat_options(run.summary.get("training_config")) for run in runs]
-    if len(runs) < 2 or any(o is None for o in options):
+    differ, e.g. ``DiVeQDAC.noise_var=0.0001``, a dict option by its differing entries
+    (``lambdas.stft/loss=2.5``, ``-`` where a run has no such entry); keyed by ``id(run)``. Residual
+    mode and lookup are labelled by :func:`group_runs` already."""
+    configs = [run.summary.get("training_config") for run in runs]
+    if len(runs) < 2 or not all(isinstance(c, dict) for c in configs):
         return {}
-    shared = set.intersection(*(set(o) for o in options))
-    varying = sorted(k for k in shared if len({o[k] for o in options}) > 1
+
+    def text(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
+    shared = set.intersection(*(set(c) for c in configs))
+    varying = sorted(k for k in shared if len({text(c[k]) for c in configs}) > 1
                      and k.rsplit(".", 1)[-1] not in ("residual_mode", "lookup"))
-    return {id(run): ", ".join(f"{k}={o[k]}" for k in varying) for run, o in zip(runs, options) if varying}
+    columns: list[tuple[str, Any]] = []  # (shown name, how to read it from a config)
+    for key in varying:
+        if all(isinstance(c[key], dict) for c in configs):
+            entries = sorted(set().union(*(c[key] for c in configs)))
+            columns += [(f"{key}.{e}", lambda c, k=key, e=e: text(c[k][e]) if e in c[k] else "-") for e in entries
+                        if len({text(c[key][e]) if e in c[key] else "-" for c in configs}) > 1]
+        else:
+            columns.append((key, lambda c, k=key: text(c[k])))
+    if not columns:
+        return {}
+    return {id(run): ", ".join(f"{name}={read(c)}" for name, read in columns) for run, c in zip(runs, configs)}
 
 
 def group_runs(runs: Iterable[Run]) -> list[Group]:

@@ -195,6 +195,13 @@ def test_runs_that_trained_differently_are_not_pooled(runs, tmp_path, capsys):
     assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
     text = (out / "README.md").read_text()
     assert "ste [lambdas.mel/loss=15.0]" in text and "ste [lambdas.mel/loss=1.0]" in text
+    # a loss weighted in one run and absent (weight 0) from the other is a difference too
+    summary["training_config"]["lambdas"] = {"mel/loss": 15.0, "stft/loss": 2.5}
+    (runs[1] / "summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "added_loss"
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
+    text = (out / "README.md").read_text()
+    assert "ste [lambdas.stft/loss=-]" in text and "ste [lambdas.stft/loss=2.5]" in text
 
 
 def test_an_option_only_a_later_trainer_records_is_named_not_refused(runs, tmp_path):
