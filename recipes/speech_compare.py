@@ -107,7 +107,8 @@ SIZES = {
     "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
                                           "--save_iters", "[]", "--num_workers", "8"]},
 }
-# Ablations the paper cares about: name -> list of (label, method, extra overrides).
+# Ablations the paper cares about: name -> list of (label, method, extra overrides[, conf]), the conf
+# (default: the method's) relative to the size's conf folder.
 ABLATIONS = {
     "noise_var": [(f"diveq_var{v}", "diveq", ["--DiVeQDAC.noise_var", v]) for v in ("1e-4", "1e-3", "1e-2")],
     "replacement": [("diveq_noreplace", "diveq", ["--DiVeQDAC.replace_every", "0"]),
@@ -118,6 +119,12 @@ ABLATIONS = {
                       for mode in ("stagewise", "stagewise_hard", "joint")],
     "sf_residual_mode": [(f"sf_diveq_{mode}", "sf_diveq", ["--DiVeQDAC.residual_mode", mode])
                          for mode in ("stagewise", "joint")],
+    # Reconstruction objectives (issue: a PESQ-aligned objective): DAC's mel loss alone, then with the
+    # multi-scale STFT loss or the compressed spectral loss at the weight that matches mel's gradient
+    # (conf/cpu/objective/*.yml say how it was measured). Only the cpu size has these confs.
+    "objective": [("diveq_mel", "diveq", []),
+                  ("diveq_stft", "diveq", [], "objective/diveq_stft"),
+                  ("diveq_spectral", "diveq", [], "objective/diveq_spectral")],
 }
 
 
@@ -163,7 +170,7 @@ def main(argv=None) -> int:
         return 2
     if args.ablation:
         variants = ABLATIONS[args.ablation]
-        labels = [label for label, _, _ in variants]
+        labels = [variant[0] for variant in variants]
         unknown = [v for v in args.variants or () if v not in labels]
         if unknown:
             print(f"error: unknown variants {unknown} of {args.ablation}; choose from {labels}", file=sys.stderr)
@@ -176,14 +183,21 @@ def main(argv=None) -> int:
         if unknown:
             print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
             return 2
-        variants = [(m, m, []) for m in args.methods]
+        variants = [(m, m, [], METHOD_CONF[m]) for m in args.methods]
     num_iters = int(size["overrides"][size["overrides"].index("--num_iters") + 1])
+
+    confs = [f"{size['conf']}/{own_conf[0] if own_conf else METHOD_CONF[method]}.yml"
+             for _, method, _, *own_conf in variants]
+    for (label, *_), conf in zip(variants, confs):
+        if not (ROOT / conf).is_file():
+            print(f"error: {label} needs {conf}, which the {args.size} size does not have", file=sys.stderr)
+            return 2
 
     log: list[str] = []
     tic = time.time()
     run([PY, "scripts/prepare_data.py", "--root", "data"], log)
     runs, trainings = [], []
-    for label, method, extra in variants:
+    for (label, method, extra, *_), conf in zip(variants, confs):
         for seed in args.seeds:
             save_path = root / label / f"seed{seed}"
             kept = ROOT / report / "runs" / label / f"seed{seed}" / eval_name
@@ -192,7 +206,6 @@ def main(argv=None) -> int:
                 print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept)}", flush=True)
                 continue
             runs.append((label, seed, save_path))
-            conf = f"{size['conf']}/{METHOD_CONF[method]}.yml"
             if finished(ROOT / save_path, num_iters):
                 print(f"skip training {save_path}: finished", flush=True)
             else:

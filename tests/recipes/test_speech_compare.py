@@ -208,3 +208,20 @@ def test_the_init_protocol_is_the_same_for_every_method(tmp_path, monkeypatch, i
     assert code == 0 and len(trainings) == 4
     skips = {c[c.index("--DiVeQDAC.skip_iters") + 1] if "--DiVeQDAC.skip_iters" in c else None for c in trainings}
     assert skips == {expected}
+
+
+def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, monkeypatch):
+    recipe = _recipe()
+    argv = ["--size", "cpu", "--ablation", "objective", "--seeds", "0", "--report", str(tmp_path / "r"),
+            "--root", str(tmp_path / "runs"), "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, argv)
+    confs = {c[c.index("--save_path") + 1].split("/")[-2]: c[c.index("--args.load") + 1]
+             for c in commands if "scripts/train.py" in c}
+    assert code == 0 and confs == {"diveq_mel": "conf/cpu/diveq.yml",
+                                   "diveq_stft": "conf/cpu/objective/diveq_stft.yml",
+                                   "diveq_spectral": "conf/cpu/objective/diveq_spectral.yml"}
+    # sizes without the variant's conf refuse before training anything
+    result = _run("--size", "quickstart", "--ablation", "objective", "--report", str(tmp_path / "q"),
+                  "--root", str(tmp_path / "qruns"))
+    assert result.returncode == 2 and "conf/quickstart/objective/diveq_stft.yml" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "qruns").exists()

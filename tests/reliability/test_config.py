@@ -95,7 +95,7 @@ def test_a_broken_yml_is_one_line(bound, tmp_path, text, message):
 
 
 @pytest.mark.parametrize("script, pattern", [
-    ("train", ["conf/*.yml", "conf/quickstart/*.yml", "conf/cpu/*.yml"]),
+    ("train", ["conf/*.yml", "conf/quickstart/*.yml", "conf/cpu/*.yml", "conf/cpu/objective/*.yml"]),
     ("train_image", ["conf/image/*.yml", "conf/image/quickstart/*.yml"]),
 ])
 def test_every_shipped_conf_uses_only_keys_its_script_reads(monkeypatch, script, pattern):
