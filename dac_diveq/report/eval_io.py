@@ -24,7 +24,7 @@ from ..training.checkpoint import atomic_path
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
 #: are filled in as the evaluation runs.
 SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "training_config", "training_hash",
-                "device", "torch", "numpy", "threads", "training", "files", "failed", "codebook", "wall_time_s")
+                "device", "processor", "torch", "numpy", "threads", "training", "files", "failed", "codebook", "wall_time_s")
 
 
 class EvalError(Exception):
@@ -48,7 +48,7 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
     summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": seed_of(state),
                "commit": git_commit(), "config_hash": config_hash(model_kwargs),
                "training_config": trained, "training_hash": config_hash(trained) if trained is not None else None,
-               "device": str(device),
+               "device": str(device), "processor": here["processor"],
                "torch": here["torch"], "numpy": here["numpy"], "threads": here["threads"],
                "training": state.get("environment") if state else None,
                "files": [], "failed": [], "codebook": None, "wall_time_s": None}

@@ -401,10 +401,10 @@ def provenance(groups: Sequence[Group]) -> str:
             rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
                          weights_cell(s, g.is_reference), f"`{run.eval_dir}`", s.get("commit") or "n/a",
                          s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
-                         training_threads(s), fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
+                         training_threads(s), trained_on(s), fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
                          len(s.get("files") or []), failed_text, *(s.get(key, "n/a") for key, _ in extras)])
     return table(["method", "seed", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
-                  "device", "torch", "training threads", "wall time (s)", "files", "failed",
+                  "device", "torch", "training threads", "trained on", "wall time (s)", "files", "failed",
                   *(title for _, title in extras)], rows)
 
 
@@ -417,6 +417,17 @@ def training_threads(summary: dict) -> str:
     if len({e["threads"] for e in environments}) == 1:
         return str(environments[0]["threads"])
     return ", ".join(f"{e['threads']} from step {e.get('step', '?')}" for e in environments)
+
+
+def trained_on(summary: dict) -> str:
+    """The processor(s) the run trained on (``"<cpu> (2 cores)"``, or each with the step it took
+    over from when a resume moved the run), "n/a" for runs recorded before processors were."""
+    environments = [e for e in summary.get("training") or [] if isinstance(e, dict) and e.get("processor")]
+    if not environments:
+        return "n/a"
+    if len({e["processor"] for e in environments}) == 1:
+        return str(environments[0]["processor"])
+    return ", ".join(f"{e['processor']} from step {e.get('step', '?')}" for e in environments)
 
 
 def code_block(text: str) -> str:

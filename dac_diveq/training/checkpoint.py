@@ -22,6 +22,7 @@ import contextlib
 import errno
 import inspect
 import os
+import platform
 import pickle
 import random
 import re
@@ -109,12 +110,28 @@ def default_file_mode() -> int:
 # ----------------------------------------------------------------------------- provenance
 
 
+def processor() -> str:
+    """The machine's processor in words: the CPU model and, when CUDA is available, the GPU's name.
+    Machines differ between sittings (a step's time changes 2-3x with native bf16), so every run and
+    report says which one it ran on."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
+    except OSError:  # not Linux
+        pass
+    cpu = f"{name} ({os.cpu_count()} cores)"
+    return f"{torch.cuda.get_device_name()}, {cpu}" if torch.cuda.is_available() else cpu
+
+
 def environment() -> dict[str, Any]:
     """What a seeded run's numbers depend on besides the code and the configuration: torch's
     intra-op thread count (1 and 2 threads give different weights after a few steps: reductions
-    are split differently) and the torch and numpy versions. Plain ``str``/``int`` values:
-    ``torch.__version__`` is a ``TorchVersion``, which a weights-only load refuses."""
-    return {"threads": int(torch.get_num_threads()), "torch": str(torch.__version__), "numpy": str(np.__version__)}
+    are split differently), the torch and numpy versions, and the processor (what its step times
+    mean). Plain ``str``/``int`` values: ``torch.__version__`` is a ``TorchVersion``, which a
+    weights-only load refuses."""
+    return {"threads": int(torch.get_num_threads()), "torch": str(torch.__version__), "numpy": str(np.__version__),
+            "processor": processor()}
 
 
 # ----------------------------------------------------------------------------- RNG state

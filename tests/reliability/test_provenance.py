@@ -1,12 +1,15 @@
 """Figures reproduce only in the environment they were measured in: every checkpoint records the
-thread count and the torch and numpy versions it was trained with (each change of them on a
+thread count, the torch and numpy versions and the processor it was trained with (each change of them on a
 resume), evaluations copy that into ``summary.json`` with their own, and reports show it."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 from dac_diveq.report.eval_io import new_summary
-from dac_diveq.report.markdown import training_threads
+from dac_diveq.report.markdown import trained_on, training_threads
 from dac_diveq.training import checkpoint
 from tests.training.test_loop import ToyTrainer, _config
 
@@ -26,7 +29,7 @@ def _environments(run):
 def test_checkpoints_record_every_environment_the_run_trained_in(tmp_path, threads):
     threads(1)
     ToyTrainer(_config(tmp_path)).run(until=4)
-    versions = {"torch": str(torch.__version__), "numpy": str(np.__version__)}
+    versions = {"torch": str(torch.__version__), "numpy": str(np.__version__), "processor": checkpoint.processor()}
     assert _environments(tmp_path) == [{"step": 0, "threads": 1, **versions}]
     threads(2)
     resumed = ToyTrainer(_config(tmp_path))
@@ -45,8 +48,23 @@ def test_evaluation_summaries_carry_the_training_and_their_own_environment(tmp_p
     mixed = {"training": [{"step": 0, "threads": 1}, {"step": 400, "threads": 2}]}
     assert training_threads(mixed) == "1 from step 0, 2 from step 400"
     assert training_threads({"training": None}) == "n/a"
+    assert summary["processor"] == checkpoint.processor() == trained_on(summary)
+    moved = {"training": [{"step": 0, "processor": "A (2 cores)"}, {"step": 300, "processor": "B (2 cores)"}]}
+    assert trained_on(moved) == "A (2 cores) from step 0, B (2 cores) from step 300"
+    assert trained_on({"training": [{"step": 0, "threads": 1}]}) == "n/a"  # recorded before processors were
 
 
 def test_environment_is_plain_data():
     env = checkpoint.environment()
     assert type(env["torch"]) is str and type(env["numpy"]) is str and type(env["threads"]) is int
+    assert type(env["processor"]) is str and f"({os.cpu_count()} cores)" in env["processor"]
+
+
+def test_the_processor_is_the_cpu_model_linux_names():
+    cpuinfo = Path("/proc/cpuinfo")
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+              if line.startswith("model name")] if cpuinfo.is_file() else []
+    if models:  # Linux on x86 names its CPU model there (CI and this project's machines)
+        assert checkpoint.processor().startswith(models[0])
+    else:
+        assert checkpoint.processor().endswith(f"({os.cpu_count()} cores)")
