@@ -93,7 +93,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
           amp: str = "none", resume: str = "false", load_weights: str = "", lambdas: dict = None,
           grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False, save_every: float = 600.0,
-          gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
+          stop_at: int = 0, gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -102,6 +102,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         resume: ``true``: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer
             state; an error if there is none); ``auto``: continue if it exists, else start.
         save_every: also save ``latest`` every this many seconds of training (0: at validations only).
+        stop_at: stop this invocation at this step, saved to ``latest`` (0: at ``num_iters``); with
+            ``--resume auto`` the next invocation continues (a budget longer than a sitting).
         gpu_recipe: the configuration is a GPU recipe (DAC's ``conf/base.yml``); on a CPU it is refused
             unless ``allow_cpu``.
         load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 44 kHz
@@ -121,7 +123,8 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
                          sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
                          val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
                          seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
-                         grad_clip=grad_clip, grad_clip_d=grad_clip_d, save_every=save_every)
+                         grad_clip=grad_clip, grad_clip_d=grad_clip_d, save_every=save_every,
+                         stop_at=stop_at)
     rank, world, device = distributed_context()
     if gpu_recipe and device.type == "cpu" and not allow_cpu:
         raise ValueError(

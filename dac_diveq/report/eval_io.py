@@ -100,7 +100,7 @@ def seed_of(state: Optional[dict]) -> Optional[int]:
 #: Configuration keys that name or place one run, or only change what it logs: they may differ
 #: between runs that are pooled (seeds of one variant); every other key must be the same.
 RUN_KEYS = frozenset({"save_path", "seed", "resume", "args.load", "args.save", "args.debug", "num_workers",
-                      "save_every", "sample_freq", "log_freq"})
+                      "save_every", "sample_freq", "log_freq", "stop_at"})
 
 
 def _parsed_config(state: Optional[dict]) -> Optional[dict]:

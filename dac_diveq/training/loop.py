@@ -123,6 +123,9 @@ class LoopConfig:
         save_every: also save ``latest`` when this many seconds of training passed since the last
             save (checked on log steps; 0: only at validations), so a crash loses minutes, not a
             validation interval.
+        stop_at: train this invocation only up to this step, save ``latest`` there and return
+            (0: to ``num_iters``); ``--resume auto`` continues, so a budget longer than a sitting is
+            trained in pieces that give the same weights as one piece.
     """
 
     save_path: str = "runs/train"
@@ -137,8 +140,11 @@ class LoopConfig:
     amp: str = "none"
     grad_clip: float = 0.0
     save_every: float = 600.0
+    stop_at: int = 0
 
     def __post_init__(self) -> None:
+        if not isinstance(self.stop_at, int) or self.stop_at < 0:
+            raise ValueError(f"stop_at must be a step (0: num_iters), got {self.stop_at!r}")
         if self.amp not in (*AMP_MODES, "auto"):  # "auto": resolved by resolve_amp for the device
             raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {self.amp!r}")
 
@@ -291,6 +297,7 @@ class TrainLoop:
                 self.step += 1
                 bar.update(1)
                 last = self.step == cfg.num_iters
+                pause = self.step == cfg.stop_at and not last  # the run continues another time
                 log_step = self.step % cfg.log_freq == 0 or last
                 saved = False
                 if log_step:
@@ -305,7 +312,7 @@ class TrainLoop:
                     self.history.append({"step": self.step, **scores})
                     self.save(self._tags(scores))
                     saved = True
-                elif last:  # no validation (valid_freq 0): the end of training is still saved to latest/
+                elif last or pause:  # no validation here: the end (of this piece) is still saved to latest/
                     self.save(["latest"] + ([str(self.step)] if self.step in cfg.save_iters else []))
                     saved = True
                 # Independent of validation: a sample_freq that is not a multiple of valid_freq still logs.
@@ -367,7 +374,9 @@ class TrainLoop:
         lines["batch"] = f"{cfg.batch_size} per step and process, {workers} data-loading workers" + (
             f" (asked {cfg.num_workers}, this machine has fewer CPUs)" if workers < cfg.num_workers else "")
         lines["precision"] = "bfloat16 autocast" if cfg.amp == "bf16" else "float32"
-        lines["steps"] = f"{self.step} -> {cfg.num_iters}"
+        lines["steps"] = f"{self.step} -> {cfg.num_iters}" + (
+            f" (this time to {cfg.stop_at}, saved to latest/; --resume auto continues)"
+            if self.step < cfg.stop_at < cfg.num_iters else "")
         if cfg.valid_freq:
             first = min(cfg.num_iters, (self.step // cfg.valid_freq + 1) * cfg.valid_freq)
             lines["validation"] = f"every {cfg.valid_freq} steps (first at step {first}), saved to latest/ and best/"
@@ -409,7 +418,7 @@ class TrainLoop:
             lines = self.summary()
             width = max(map(len, lines))
             print("\n".join(f"{label:>{width}}: {text}" for label, text in lines.items()), file=sys.stderr)
-        scores = self.run()
+        scores = self.run(self.config.stop_at or None)
         if self.rank == 0 and scores:
             # Per-stage statistics stay in TensorBoard; the summary line keeps the headline scores.
             print("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items() if "/stage" not in k))

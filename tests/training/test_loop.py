@@ -158,6 +158,24 @@ def test_resume_after_interruption_continues_exactly(tmp_path):
     assert straight.history == resumed.history
 
 
+def test_a_budget_trained_in_pieces_with_stop_at_gives_the_weights_of_one_piece(tmp_path, capsys):
+    """``stop_at`` ends an invocation at a step that is not a validation step, saved to ``latest``
+    (with its milestone tag); ``fit(resume="auto")`` continues to the next piece."""
+    straight = ToyTrainer(_config(tmp_path / "a", num_iters=7, valid_freq=4, save_iters=[3]))
+    straight.fit()
+    for stop_at, step in ((3, 3), (5, 5), (0, 7)):
+        piece = ToyTrainer(_config(tmp_path / "b", num_iters=7, valid_freq=4, save_iters=[3], stop_at=stop_at))
+        piece.fit(resume="auto")
+        assert piece.step == step
+        assert torch.load(tmp_path / "b" / "latest" / "trainer.pth", weights_only=False)["step"] == step
+    assert (tmp_path / "b" / "3" / "trainer.pth").is_file()  # the milestone it stopped at keeps its tag
+    for a, b in zip(straight.model.parameters(), piece.model.parameters()):
+        assert torch.equal(a, b)
+    assert straight.history == piece.history
+    with pytest.raises(ValueError, match="stop_at must be a step"):
+        _config(tmp_path, stop_at=-1)
+
+
 def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
     ToyTrainer(_config(tmp_path, num_iters=2)).run()
     with pytest.raises(checkpoint.CheckpointError, match="method='sgd'"):
