@@ -23,7 +23,7 @@ from ..training.checkpoint import atomic_path
 
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
 #: are filled in as the evaluation runs.
-SUMMARY_KEYS = ("domain", "weights", "method", "seed", "commit", "config_hash", "training_config", "training_hash",
+SUMMARY_KEYS = ("domain", "weights", "method", "seed", "step", "commit", "config_hash", "training_config", "training_hash",
                 "device", "processor", "torch", "numpy", "threads", "training", "files", "failed", "codebook", "wall_time_s")
 
 
@@ -46,6 +46,7 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
     here = checkpoint.environment()
     trained = training_config(state)
     summary = {"domain": domain, "weights": str(weights), "method": str(method), "seed": seed_of(state),
+               "step": step_of(state),
                "commit": git_commit(), "config_hash": config_hash(model_kwargs),
                "training_config": trained, "training_hash": config_hash(trained) if trained is not None else None,
                "device": str(device), "processor": here["processor"],
@@ -54,6 +55,12 @@ def new_summary(domain: str, weights: Path, method: str, model_kwargs: dict, dev
                "files": [], "failed": [], "codebook": None, "wall_time_s": None}
     summary.update(fields)
     return summary
+
+
+def step_of(state: Optional[dict]) -> Optional[int]:
+    """The training step of the checkpoint (its ``trainer.pth``), or None when unknown."""
+    step = state.get("step") if state else None
+    return step if isinstance(step, int) and not isinstance(step, bool) else None
 
 
 def trainer_state(weights: Path) -> Optional[dict]:

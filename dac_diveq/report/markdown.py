@@ -398,12 +398,13 @@ def provenance(groups: Sequence[Group]) -> str:
             failed_text = str(len(failed)) + (f" ({', '.join(map(str, failed[:5]))}{', …' if len(failed) > 5 else ''})"
                                               if failed else "")
             wall = s.get("wall_time_s")
-            rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
+            rows.append([g.label, "n/a" if s.get("seed") is None else s["seed"],
+                         "n/a" if s.get("step") is None else s["step"], s.get("residual_mode", "n/a"), s.get("lookup", "n/a"),
                          weights_cell(s, g.is_reference), f"`{run.eval_dir}`", s.get("commit") or "n/a",
                          s.get("config_hash", "n/a"), s.get("device", "n/a"), s.get("torch", "n/a"),
                          training_threads(s), trained_on(s), fmt(float(wall), 1) if isinstance(wall, (int, float)) else "n/a",
                          len(s.get("files") or []), failed_text, *(s.get(key, "n/a") for key, _ in extras)])
-    return table(["method", "seed", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
+    return table(["method", "seed", "step", "residual mode", "lookup", "weights", "eval folder", "commit", "config hash",
                   "device", "torch", "training threads", "trained on", "wall time (s)", "files", "failed",
                   *(title for _, title in extras)], rows)
 

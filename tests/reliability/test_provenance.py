@@ -44,6 +44,7 @@ def test_evaluation_summaries_carry_the_training_and_their_own_environment(tmp_p
     summary = new_summary("speech", tmp_path / "latest" / "line" / "weights.pth", "sgd", {}, "cpu")
     assert summary["threads"] == 1 and summary["numpy"] == np.__version__ and summary["torch"] == torch.__version__
     assert summary["training"] == _environments(tmp_path) and summary["seed"] is None  # the toy records no config
+    assert summary["step"] == 2  # the checkpoint's step: a curve over steps needs it
     assert training_threads(summary) == "1"
     mixed = {"training": [{"step": 0, "threads": 1}, {"step": 400, "threads": 2}]}
     assert training_threads(mixed) == "1 from step 0, 2 from step 400"
