@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 
 from dac_diveq.report import labels  # noqa: E402
 from dac_diveq.report.runs import Group, common_domain  # noqa: E402
-from dac_diveq.report.stats import mean_ci  # noqa: E402
+from dac_diveq.report.stats import MeanCI, mean_ci  # noqa: E402
 from dac_diveq.report.tensorboard import Curve  # noqa: E402
 
 DPI = 120
@@ -163,4 +163,31 @@ def training_curves(curves: Sequence[tuple[str, Curve]], title: str, ylabel: str
     ax.grid(True, alpha=0.4)
     if shown:
         ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_steps(curves: dict[str, list[tuple[int, MeanCI]]], metric: str, setting_text: str, path: Path) -> Path:
+    """``metric`` against training steps, one line per method, 95% intervals over seeds.
+
+    Args:
+        curves: method -> (step, mean over seeds with its interval), from
+            :func:`dac_diveq.report.steps.steps_curves`.
+        metric: the metric (axis label).
+        setting_text: what the points are taken at (e.g. ``"12 quantizers, 6.0 kbps"``).
+        path: output PNG.
+
+    Returns:
+        ``path``.
+    """
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for (method, curve), color in zip(curves.items(), _colors(len(curves))):
+        steps = [s for s, _ in curve]
+        means = [ci.mean for _, ci in curve]
+        errors = [0.0 if math.isnan(ci.half_width) else ci.half_width for _, ci in curve]
+        ax.errorbar(steps, means, yerr=errors, capsize=3, marker="o", color=color, label=method)
+    ax.set_title(f"{labels.name(metric)} vs training steps ({setting_text}; mean over seeds, 95% CI)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(labels.axis_label(metric))
+    ax.grid(True, alpha=0.4)
+    ax.legend(fontsize=8)
     return _save(fig, path)
