@@ -6,6 +6,7 @@ speech, and write a comparative report.
     recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
     recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
     recipes/speech_compare --size cpu --init warmup --methods ste diveq   # estimator-only: one warm-up for all
+    recipes/speech_compare --size long --init warmup --methods ste diveq --seeds 0 1 2 --jobs 2 --until 2000
 
 Method comparisons are evaluated on the held-out **test** set (``data/speech/test``, reported only);
 ablations, which choose something, on the **dev** set (``data/speech/dev``) and cannot read the test set.
@@ -19,6 +20,13 @@ The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training
 checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
 found there, so runs added in a later sitting, on another machine, join the ones committed before;
 a variant and seed whose evaluation is kept there is not trained again.
+
+The ``long`` size (8000 steps, longer than a sitting) trains every run up to ``--until`` (a milestone,
+a multiple of 1000) and evaluates each milestone checkpoint reached, kept under
+``<report>/runs/<variant>/seed<k>/step<N>/eval``; the next sitting passes a larger ``--until`` and
+the runs resume from ``latest`` (when the machine kept ``runs/``; a fresh machine trains them again).
+The report compares the runs at the largest milestone all of them reached and adds the
+quality-vs-steps curve of every kept milestone.
 
 Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
 overwrite an existing report unless ``--force``.
@@ -104,6 +112,13 @@ SIZES = {
     "quickstart": {"conf": "conf/quickstart", "overrides": ["--num_iters", "300", "--valid_freq", "50"]},
     # 2 CPU cores, one thread per run (two runs side by side use the machine best): ~35 min per run.
     "cpu": {"conf": "conf/cpu", "overrides": ["--num_iters", "900", "--valid_freq", "300"], "keep_runs": True},
+    # Longer than a sitting (--until trains every run to a milestone; --resume auto goes on next time):
+    # the cpu conf over 8000 steps, its learning rate still falling 10x over the run, a milestone
+    # checkpoint every 1000 steps, each evaluated and kept as it is reached (the quality-vs-steps curve).
+    "long": {"conf": "conf/cpu", "overrides": ["--num_iters", "8000", "--valid_freq", "1000",
+                                               "--save_iters", str(list(range(1000, 8001, 1000))),
+                                               "--ExponentialLR.gamma", "0.99971222"],  # 0.1 ** (1 / 8000)
+             "keep_runs": True, "milestone": 1000},
     "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
                                           "--save_iters", "[]", "--num_workers", "8"]},
 }
@@ -128,6 +143,61 @@ ABLATIONS = {
 }
 
 
+def milestone_target(size: dict, size_name: str, num_iters: int, until: int | None) -> int:
+    """The step every run trains to in this sitting: ``--until`` (a milestone of a size that has
+    them) or the whole budget.
+
+    Raises:
+        RecipeError: ``--until`` for a size without milestones, or not a milestone of the budget.
+    """
+    if until is None:
+        return num_iters
+    every = size.get("milestone")
+    if not every:
+        raise RecipeError(f"--until: the {size_name} size trains its whole budget in one sitting (use --size long)")
+    if until <= 0 or until > num_iters or until % every:
+        raise RecipeError(f"--until {until}: choose a milestone, a multiple of {every} up to {num_iters}")
+    return until
+
+
+def milestone_folders(size: dict, target: int) -> list[str]:
+    """The kept-evaluation sub-folders of a run up to ``target``: ``step1000``, ``step2000``, ...
+    for a size with milestones, else ``""`` (the run's one evaluation)."""
+    every = size.get("milestone")
+    return [f"step{step}" for step in range(every, target + 1, every)] if every else [""]
+
+
+def common_milestone(kept_runs: Path, eval_name: str) -> list[str]:
+    """The kept evaluations of the largest milestone that every run (variant and seed) has reached:
+    the report compares runs at one budget (the curve over steps is its own section)."""
+    reached: dict[Path, set[int]] = {}
+    for summary in kept_runs.glob(f"*/*/step*/{eval_name}/summary.json"):
+        run_folder, step = summary.parents[2], int(summary.parents[1].name[len("step"):])
+        reached.setdefault(run_folder, set()).add(step)
+    if not reached:
+        return []
+    step = max(set.intersection(*reached.values()), default=None)
+    return [] if step is None else sorted(repo_relative(run / f"step{step}" / eval_name) for run in reached)
+
+
+def write_steps_notes(report: Path, eval_name: str, notes: Path) -> Path:
+    """The report's notes with the quality-vs-steps section (every kept milestone) added; returns
+    the notes file to pass to the report."""
+    from dac_diveq.report.runs import load_run
+    from dac_diveq.report.steps import write_steps
+
+    runs = [load_run(p.parent) for p in sorted((report / "runs").glob(f"*/*/step*/{eval_name}/summary.json"))]
+    if not runs:
+        return notes
+    top = max(run.settings()[-1] for run in runs)
+    section = write_steps(runs, [m for m in ("stoi", "pesq_wb", "pesq_wb_raw") if m in runs[0].metrics], top,
+                          f"{top} quantizers", report)
+    text = (notes.read_text().strip() + "\n\n") if notes.is_file() else ""
+    combined = report / "runs" / "NOTES.md"
+    combined.write_text(text + "# Quality against training steps\n\n" + section + "\n")
+    return combined
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
@@ -147,14 +217,19 @@ def main(argv=None) -> int:
                         help="numbers of quantizers to evaluate (default: all, 1..N)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="trainings side by side, the threads shared among them (cpu size: 2 on 2 cores)")
+    parser.add_argument("--until", type=int, default=None,
+                        help="long size: train every run up to this milestone step in this sitting (default: the "
+                             "whole budget), evaluating each milestone reached; the next sitting goes on")
     parser.add_argument("--force", action="store_true", help="overwrite an existing report")
     parser.add_argument("--no_headline", action="store_true",
                         help="do not print the headline table at the end (make quickstart prints it last itself)")
     args = parser.parse_args(argv)
 
     size = SIZES[args.size]
+    num_iters = int(size["overrides"][size["overrides"].index("--num_iters") + 1])
     try:
         eval_audio = eval_folder(args.eval_set or ("dev" if args.ablation else "test"), bool(args.ablation))
+        target = milestone_target(size, args.size, num_iters, args.until)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -184,7 +259,6 @@ def main(argv=None) -> int:
             print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
             return 2
         variants = [(m, m, [], METHOD_CONF[m]) for m in args.methods]
-    num_iters = int(size["overrides"][size["overrides"].index("--num_iters") + 1])
 
     confs = [f"{size['conf']}/{own_conf[0] if own_conf else METHOD_CONF[method]}.yml"
              for _, method, _, *own_conf in variants]
@@ -200,33 +274,42 @@ def main(argv=None) -> int:
     for (label, method, extra, *_), conf in zip(variants, confs):
         for seed in args.seeds:
             save_path = root / label / f"seed{seed}"
-            kept = ROOT / report / "runs" / label / f"seed{seed}" / eval_name
-            if size.get("keep_runs") and (kept / "summary.json").exists():
+            kept = [ROOT / report / "runs" / label / f"seed{seed}" / step_folder / eval_name
+                    for step_folder in milestone_folders(size, target)]
+            if size.get("keep_runs") and all((k / "summary.json").exists() for k in kept):
                 # Checkpoints are not kept: a fresh machine would otherwise train it again.
-                print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept)}", flush=True)
+                print(f"skip {label} seed {seed}: its evaluation is kept in {repo_relative(kept[-1])}", flush=True)
                 continue
             runs.append((label, seed, save_path))
-            if finished(ROOT / save_path, num_iters):
-                print(f"skip training {save_path}: finished", flush=True)
+            if finished(ROOT / save_path, target):
+                print(f"skip training {save_path}: finished" + (f" to step {target}" if target < num_iters else ""),
+                      flush=True)
             else:
+                stop = ["--stop_at", target] if target < num_iters else []
                 trainings.append(([PY, "scripts/train.py", "--args.load", conf, "--save_path", save_path,
                                    "--seed", seed, "--resume", "auto", *size["overrides"],
-                                   *INIT_PROTOCOLS[args.init], *extra], save_path))
+                                   *INIT_PROTOCOLS[args.init], *extra, *stop], save_path))
     run_side_by_side(trainings, log, args.jobs)
     eval_dirs, reference = [], None
     for label, seed, save_path in runs:
-        eval_dir = save_path / eval_name
-        first = not eval_dirs
-        if not (ROOT / eval_dir / "summary.json").exists():
-            opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
-            ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
-            run([PY, "scripts/evaluate.py", "--weights_path", save_path, "--input", eval_audio,
-                 "--output", eval_dir, *ladder, *opus], log)
-        eval_dirs.append(eval_dir)
-        if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
-            reference = eval_dir / "opus"  # the Opus reference rows, scored once
-        if size.get("keep_runs"):
-            keep_evaluation(ROOT / eval_dir, ROOT / save_path, ROOT / report / "runs" / label / f"seed{seed}" / eval_name)
+        for step_folder in milestone_folders(size, target):
+            # A milestone is evaluated from its own checkpoint; otherwise the run folder's weights.
+            weights, eval_dir = ((save_path / step_folder[len("step"):], save_path / f"{eval_name}_{step_folder}")
+                                 if step_folder else (save_path, save_path / eval_name))
+            kept = ROOT / report / "runs" / label / f"seed{seed}" / step_folder / eval_name
+            if (kept / "summary.json").exists():
+                continue
+            first = not eval_dirs
+            if not (ROOT / eval_dir / "summary.json").exists():
+                opus = ["--opus_kbps", " ".join(args.opus_kbps)] if first and args.opus_kbps else []
+                ladder = ["--ladder", " ".join(map(str, args.ladder))] if args.ladder else []
+                run([PY, "scripts/evaluate.py", "--weights_path", weights, "--input", eval_audio,
+                     "--output", eval_dir, *ladder, *opus], log)
+            eval_dirs.append(eval_dir)
+            if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
+                reference = eval_dir / "opus"  # the Opus reference rows, scored once
+            if size.get("keep_runs"):
+                keep_evaluation(ROOT / eval_dir, ROOT / save_path, kept)
     if size.get("keep_runs"):
         if reference is not None:
             keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / eval_name)
@@ -234,6 +317,8 @@ def main(argv=None) -> int:
         eval_dirs = sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/summary.json"))
         eval_dirs += sorted(repo_relative(p.parent) for p in (ROOT / report / "runs").glob("*/*/*/summary.json"))
         eval_dirs, reference = sorted(set(eval_dirs)), None
+        if size.get("milestone"):
+            eval_dirs += common_milestone(ROOT / report / "runs", eval_name)
     if reference is not None:
         eval_dirs.append(reference)
     commands = write_commands(ROOT / root / "commands.txt",
@@ -241,6 +326,8 @@ def main(argv=None) -> int:
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
                   "--title", f"Speech codec comparison ({name})", *([] if args.no_headline else ["--print-headline"])]
     notes = ROOT / report / "runs" / "TRAINING.md"
+    if size.get("milestone"):
+        notes = write_steps_notes(ROOT / report, eval_name, notes)
     if notes.is_file():
         report_cmd += ["--notes", repo_relative(notes)]
     if args.ablation:

@@ -225,3 +225,34 @@ def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, 
                   "--root", str(tmp_path / "qruns"))
     assert result.returncode == 2 and "conf/quickstart/objective/diveq_stft.yml" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "qruns").exists()
+
+
+def test_the_long_size_trains_to_a_milestone_and_evaluates_each_milestone_checkpoint(tmp_path, monkeypatch):
+    recipe = _recipe()
+    argv = ["--size", "long", "--methods", "diveq", "--seeds", "0", "--until", "2000", "--report",
+            str(tmp_path / "r"), "--root", str(tmp_path / "runs"), "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, argv)
+    train = [c for c in commands if "scripts/train.py" in c]
+    assert code == 0 and len(train) == 1 and train[0][train[0].index("--stop_at") + 1] == "2000"
+    assert train[0][train[0].index("--num_iters") + 1] == "8000"
+    evals = [(c[c.index("--weights_path") + 1], c[c.index("--output") + 1]) for c in commands
+             if "scripts/evaluate.py" in c]
+    run = str(tmp_path / "runs" / "diveq" / "seed0")
+    assert evals == [(f"{run}/1000", f"{run}/eval_step1000"), (f"{run}/2000", f"{run}/eval_step2000")]
+    for until in ("1500", "9000"):
+        result = _run("--size", "long", "--until", until, "--report", str(tmp_path / f"r{until}"),
+                      "--root", str(tmp_path / "runs2"))
+        assert result.returncode == 2 and "choose a milestone" in result.stderr and not (tmp_path / "runs2").exists()
+    result = _run("--size", "cpu", "--until", "300", "--report", str(tmp_path / "rc"), "--root", str(tmp_path / "runs3"))
+    assert result.returncode == 2 and "--size long" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_long_report_compares_the_largest_milestone_every_run_reached(tmp_path):
+    recipe = _recipe()
+    kept = tmp_path / "report" / "runs"
+    for run, steps in (("diveq/seed0", (1000, 2000, 3000)), ("ste/seed0", (1000, 2000))):
+        for step in steps:
+            (kept / run / f"step{step}" / "eval").mkdir(parents=True)
+            (kept / run / f"step{step}" / "eval" / "summary.json").write_text("{}")
+    chosen = recipe.common_milestone(kept, "eval")
+    assert [str(p).split("runs/")[-1] for p in chosen] == ["diveq/seed0/step2000/eval", "ste/seed0/step2000/eval"]
