@@ -134,6 +134,10 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
     config.amp = resolve_amp(amp, device)
     torch.manual_seed(seed)
     prepare_embedded_data()
+    # The data folders are checked before a model is built: a GPU conf whose corpus is not prepared
+    # says in one line what to run (never a fall-back to other data), a held-out test set is refused.
+    for role in ("train", "val"):
+        loaders.check_folders(args.get(f"{role}/build_dataset.folders", args.get("build_dataset.folders")), role)
 
     start = None
     if finetune and not load_weights:

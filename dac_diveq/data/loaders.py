@@ -8,7 +8,34 @@ from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 
 
 class DataError(ValueError):
-    """A data folder is missing or holds no audio."""
+    """A data folder is missing, holds no audio, or is a held-out test set."""
+
+
+def check_folders(folders: Optional[dict], role: str = "train") -> None:
+    """Check a ``build_dataset.folders`` dictionary before anything is built.
+
+    Every folder must exist (a missing prepared corpus is named with the command that prepares it,
+    in one line) and none may be a held-out test set (a folder with the ``HELD_OUT`` marker that
+    ``prepare_data --corpus`` writes into ``test/`` and ``test_list/``): those are reported only.
+
+    Args:
+        folders: DAC's ``{name: [folder, ...]}``.
+        role: ``"train"`` or ``"val"`` (said in messages).
+
+    Raises:
+        DataError: a folder is missing or held out.
+    """
+    from .corpora import HELD_OUT, missing_data_hint
+
+    for name, sources in (folders or {}).items():
+        for source in [sources] if isinstance(sources, (str, Path)) else list(sources):
+            if not Path(source).is_dir():
+                hint = missing_data_hint(source)
+                raise DataError(f"data folder {source!r} ({role} {name}) does not exist"
+                                + (f": {hint}" if hint else ""))
+            if (Path(source) / HELD_OUT).is_file():
+                raise DataError(f"data folder {source!r} ({role} {name}) is a held-out test set (it has a {HELD_OUT} "
+                                "file): reported only, never trained or validated on")
 
 
 def build_transform(preprocess: list = ("Identity",), augment: list = ("Identity",),
@@ -50,16 +77,14 @@ def build_dataset(folders: dict, sample_rate: int, transform: Optional[transform
             versions of them (so ``AudioDataset.duration`` etc. come from the yml).
 
     Raises:
-        DataError: a folder is missing or contains no audio files.
+        DataError: a folder is missing, held out (:func:`check_folders`) or contains no audio files.
     """
     if not folders:
         raise DataError("no data folders configured (build_dataset.folders)")
+    check_folders(folders, "data")
     datasets = []
     for name, sources in folders.items():
         sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
-        for source in sources:
-            if not Path(source).is_dir():
-                raise DataError(f"data folder {source!r} ({name}) does not exist")
         loader = make_loader(sources=[str(s) for s in sources])
         if not loader.audio_indices:
             raise DataError(f"no audio files in {', '.join(map(str, sources))} ({name})")
