@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Optional, Sequence
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,3 +96,198 @@ def load_script(name: str) -> ModuleType:
 def python_tool(name: str) -> str:
     """Path of a console script installed beside this interpreter (``torchrun``, ``lint-imports``)."""
     return str(Path(sys.executable).parent / name)
+
+
+# --- Fake corpora in their official layouts, and a loopback HTTP server (tests/data/test_corpora.py,
+# tests/scripts/test_prepare_data.py) ---
+
+#: Speakers of the fake copies: (split the catalog gives them, speaker ids).
+FAKE_SPEAKERS = {
+    "librispeech": {"train-clean-100": ["19", "26"], "dev-clean": ["84"]},
+    "libritts": {"train-clean-100": ["19", "26"], "dev-clean": ["84"], "test-clean": ["1089"]},
+    "vctk": {"all": ["p225", "p227", "p226", "p232", "p257"]},
+    "daps": {"all": ["f1", "m1", "f9", "m10"]},
+}
+
+
+def _tone(seconds: float, rate: int, pitch: float = 150.0):
+    import numpy as np
+
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.2 * sum(np.sin(2 * np.pi * k * pitch * t) / k for k in range(1, 4))).astype("float32")
+
+
+def make_fake_corpus(name: str, root: Path, seconds: float = 0.25) -> Path:
+    """A tiny copy of corpus ``name`` under ``root``, in its exact official layout and formats.
+
+    LibriSpeech: FLAC at 16 kHz with ``.trans.txt`` per chapter and ``SPEAKERS.TXT``; its test-clean
+    holds every utterance of the committed standard test list. LibriTTS: WAV at 24 kHz with
+    ``.normalized.txt`` beside each. VCTK 0.92: FLAC at 48 kHz, mic1 and mic2, ``txt/``,
+    ``speaker-info.txt``. DAPS: WAV at 44.1 kHz under ``daps/clean`` (and a macOS ``._`` file).
+
+    Returns:
+        ``root``.
+    """
+    import soundfile as sf
+
+    from dac_diveq.data.corpora import read_test_list
+
+    root = Path(root)
+    if name == "librispeech":
+        base = root / "LibriSpeech"
+        chapters = {(spk, "100" + spk): 2 for subset in FAKE_SPEAKERS[name] for spk in FAKE_SPEAKERS[name][subset]}
+        subset_of = {spk: subset for subset, spks in FAKE_SPEAKERS[name].items() for spk in spks}
+        for uid in read_test_list():
+            spk, chapter, _ = uid.split("-")
+            chapters[(spk, chapter)] = max(chapters.get((spk, chapter), 0), int(uid.split("-")[2]) + 1)
+            subset_of[spk] = "test-clean"
+        lines = [";ID  |SEX| SUBSET           |MINUTES| NAME"]
+        for (spk, chapter), count in sorted(chapters.items()):
+            folder = base / subset_of[spk] / spk / chapter
+            folder.mkdir(parents=True, exist_ok=True)
+            texts = []
+            for k in range(count):
+                uid = f"{spk}-{chapter}-{k:04d}"
+                sf.write(folder / f"{uid}.flac", _tone(seconds, 16000, 100 + int(spk) % 200), 16000, subtype="PCM_16")
+                texts.append(f"{uid} WORDS OF {spk} NUMBER {k}")
+            (folder / f"{spk}-{chapter}.trans.txt").write_text("\n".join(texts) + "\n")
+        for spk in sorted(subset_of):
+            lines.append(f"{spk:<5}| {'F' if int(spk) % 2 else 'M'} | {subset_of[spk]:<16} | 25.00 | Reader {spk}")
+        (base / "SPEAKERS.TXT").write_text("\n".join(lines) + "\n")
+    elif name == "libritts":
+        for subset, speakers in FAKE_SPEAKERS[name].items():
+            for spk in speakers:
+                folder = root / "LibriTTS" / subset / spk / f"{spk}00"
+                folder.mkdir(parents=True)
+                for k in range(2):
+                    stem = f"{spk}_{spk}00_{k:06d}_000000"
+                    sf.write(folder / f"{stem}.wav", _tone(seconds, 24000), 24000, subtype="PCM_16")
+                    (folder / f"{stem}.normalized.txt").write_text(f"Words of {spk}, number {k}.")
+                    (folder / f"{stem}.original.txt").write_text(f"Words of {spk}, No. {k}.")
+    elif name == "vctk":
+        info = ["ID  AGE  GENDER  ACCENTS  REGION COMMENTS"]
+        for i, spk in enumerate(FAKE_SPEAKERS[name]["all"]):
+            (root / "wav48_silence_trimmed" / spk).mkdir(parents=True)
+            (root / "txt" / spk).mkdir(parents=True)
+            for k in (1, 2):
+                for mic in ("mic1", "mic2"):
+                    sf.write(root / "wav48_silence_trimmed" / spk / f"{spk}_{k:03d}_{mic}.flac", _tone(seconds, 48000),
+                             48000, subtype="PCM_16")
+                (root / "txt" / spk / f"{spk}_{k:03d}.txt").write_text(f"Please call Stella {k}.\n")
+            info.append(f"{spk}  23  {'F' if i % 2 else 'M'}    English    Southern  England")
+        (root / "speaker-info.txt").write_text("\n".join(info) + "\n")
+    elif name == "daps":
+        folder = root / "daps" / "clean"
+        folder.mkdir(parents=True)
+        for spk in FAKE_SPEAKERS[name]["all"]:
+            for script in (1, 2):
+                sf.write(folder / f"{spk}_script{script}_clean.wav", _tone(seconds, 44100), 44100, subtype="PCM_16")
+        (folder / "._f1_script1_clean.wav").write_bytes(b"\x00\x05\x16\x07 not audio")
+    else:
+        raise ValueError(name)
+    return root
+
+
+class RangeServer:
+    """A loopback HTTP server (``127.0.0.1``, a thread) serving files with ``Range`` support.
+
+    Attributes:
+        files: URL path -> bytes served.
+        requests: ``(method, path, Range header or None)`` of every request.
+        cut_next_after: If set, the next GET sends full headers but only this many body bytes, then
+            closes the connection (an interrupted download).
+    """
+
+    def __init__(self, files: dict):
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.files, self.requests, self.cut_next_after = dict(files), [], None
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _serve(self, body: bool):
+                server.requests.append((self.command, self.path, self.headers.get("Range")))
+                data = server.files.get(self.path)
+                if data is None:
+                    self.send_error(404)
+                    return
+                start = 0
+                if self.headers.get("Range"):
+                    start = int(self.headers["Range"].split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                if body:
+                    payload = data[start:]
+                    if server.cut_next_after is not None:
+                        payload, server.cut_next_after = payload[: server.cut_next_after], None
+                        self.wfile.write(payload)
+                        self.wfile.flush()
+                        self.close_connection = True
+                        return
+                    self.wfile.write(payload)
+
+            def do_GET(self):
+                self._serve(True)
+
+            def do_HEAD(self):
+                self._serve(False)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> "RangeServer":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def tar_gz(folder: Path) -> bytes:
+    """``folder``'s contents as a ``.tar.gz`` archive (members relative to ``folder``)."""
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for path in sorted(Path(folder).iterdir()):
+            tf.add(path, arcname=path.name)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def fake_daps_server(tmp_path, monkeypatch):
+    """A tiny DAPS archive (official layout) on a loopback :class:`RangeServer`, with the catalog's
+    DAPS entry pointing at it and carrying its SHA-256 as the published checksum.
+
+    Yields:
+        ``(server, corpus, archive, data)`` as a namedtuple.
+    """
+    import dataclasses
+    import hashlib
+    from collections import namedtuple
+
+    from dac_diveq.data.corpora import CORPORA, Archive
+
+    data = tar_gz(make_fake_corpus("daps", tmp_path / "archive"))
+    with RangeServer({"/daps.tar.gz": data}) as server:
+        archive = Archive(f"{server.url}/daps.tar.gz", len(data), 0.001, hashlib.sha256(data).hexdigest())
+        corpus = dataclasses.replace(CORPORA["daps"], subsets={"all": archive})
+        monkeypatch.setitem(CORPORA, "daps", corpus)
+        yield namedtuple("Served", "server corpus archive data")(server, corpus, archive, data)
