@@ -2,7 +2,7 @@
 speech, and write a comparative report.
 
     recipes/speech_compare --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
-    recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run
+    recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run (LibriTTS)
     recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
     recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
     recipes/speech_compare --size cpu --init warmup --methods ste diveq   # estimator-only: one warm-up for all
@@ -10,6 +10,9 @@ speech, and write a comparative report.
 
 Method comparisons are evaluated on the held-out **test** set (``data/speech/test``, reported only);
 ablations, which choose something, on the **dev** set (``data/speech/dev``) and cannot read the test set.
+The ``gpu`` size trains on LibriTTS (conf/data/libritts.yml) and reports on the committed standard test
+list of LibriSpeech test-clean (``data/corpora/librispeech/16000/test_list``); it prepares both first
+(``scripts/prepare_data.py --corpus ... --download``: nothing is fetched again once prepared).
 
 ``--init`` makes the comparison one of estimators only: ``warmup`` gives every method the same
 warm-up without quantization and codebooks initialised from latents (paper A.5), ``none`` gives
@@ -90,9 +93,10 @@ class RecipeError(ValueError):
     """A command-line choice the recipe refuses (one line, exit status 2)."""
 
 
-def eval_folder(eval_set: str, ablation: bool) -> str:
+def eval_folder(eval_set: str, ablation: bool, size: str = "quickstart") -> str:
     """The reference folder a run is evaluated on: the dev set for an ablation (it decides
-    something), whichever set is asked for otherwise (the test set by default).
+    something), whichever set is asked for otherwise (the test set by default); a size may name
+    its own folders (``SIZES[size]["eval"]``).
 
     Raises:
         RecipeError: an ablation asked to read the test set.
@@ -102,7 +106,7 @@ def eval_folder(eval_set: str, ablation: bool) -> str:
     if ablation and eval_set == "test":
         raise RecipeError("an ablation chooses something and reads the dev set only; the test set is reported, "
                           "never used for a decision (drop --eval_set test)")
-    return f"data/speech/{eval_set}"
+    return SIZES.get(size, {}).get("eval", {}).get(eval_set, f"data/speech/{eval_set}")
 
 
 PY = sys.executable
@@ -119,8 +123,13 @@ SIZES = {
                                                "--save_iters", str(list(range(1000, 8001, 1000))),
                                                "--ExponentialLR.gamma", "0.99971222"],  # 0.1 ** (1 / 8000)
              "keep_runs": True, "milestone": 1000},
+    # Real corpora: LibriTTS for training (the confs' default), the standard test list for the report. The dev
+    # set of ablations stays the embedded one (data/speech/dev), prepared with the embedded data.
     "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
-                                          "--save_iters", "[]", "--num_workers", "8"]},
+                                          "--save_iters", "[]", "--num_workers", "8"],
+            "eval": {"test": "data/corpora/librispeech/16000/test_list"},
+            "prepare": [["--corpus", "libritts", "--download"],
+                        ["--corpus", "librispeech", "--download", "--subsets", "test-clean"]]},
 }
 # Ablations the paper cares about: name -> list of (label, method, extra overrides[, conf]), the conf
 # (default: the method's) relative to the size's conf folder.
@@ -228,7 +237,7 @@ def main(argv=None) -> int:
     size = SIZES[args.size]
     num_iters = int(size["overrides"][size["overrides"].index("--num_iters") + 1])
     try:
-        eval_audio = eval_folder(args.eval_set or ("dev" if args.ablation else "test"), bool(args.ablation))
+        eval_audio = eval_folder(args.eval_set or ("dev" if args.ablation else "test"), bool(args.ablation), args.size)
         target = milestone_target(size, args.size, num_iters, args.until)
     except RecipeError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -269,7 +278,10 @@ def main(argv=None) -> int:
 
     log: list[str] = []
     tic = time.time()
-    run([PY, "scripts/prepare_data.py", "--root", "data"], log)
+    for prepare in size.get("prepare", []):
+        run([PY, "scripts/prepare_data.py", *prepare], log)
+    if not size.get("prepare") or eval_audio.startswith("data/speech/"):
+        run([PY, "scripts/prepare_data.py", "--root", "data"], log)
     runs, trainings = [], []
     for (label, method, extra, *_), conf in zip(variants, confs):
         for seed in args.seeds:

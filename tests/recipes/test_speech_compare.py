@@ -256,3 +256,18 @@ def test_a_long_report_compares_the_largest_milestone_every_run_reached(tmp_path
             (kept / run / f"step{step}" / "eval" / "summary.json").write_text("{}")
     chosen = recipe.common_milestone(kept, "eval")
     assert [str(p).split("runs/")[-1] for p in chosen] == ["diveq/seed0/step2000/eval", "ste/seed0/step2000/eval"]
+
+
+def test_the_gpu_size_prepares_the_corpora_and_reports_on_the_standard_test_list(tmp_path, monkeypatch):
+    recipe = _recipe()
+    argv = ["--size", "gpu", "--methods", "ste", "diveq", "--seeds", "0", "--root", str(tmp_path / "runs"),
+            "--report", str(tmp_path / "r"), "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, argv)
+    prepares = [c[c.index("scripts/prepare_data.py") + 1:] for c in commands if "scripts/prepare_data.py" in c]
+    assert code == 0 and prepares == [["--corpus", "libritts", "--download"],
+                                      ["--corpus", "librispeech", "--download", "--subsets", "test-clean"]]
+    trainings = [c for c in commands if "scripts/train.py" in c]
+    assert len(trainings) == 2 and all(c[c.index("--args.load") + 1].startswith("conf/") for c in trainings)
+    assert not any("--train/build_dataset.folders" in c for c in trainings)  # the confs' LibriTTS
+    evals = {c[c.index("--input") + 1] for c in commands if "scripts/evaluate.py" in c}
+    assert evals == {"data/corpora/librispeech/16000/test_list"}
