@@ -67,8 +67,9 @@ bench-train: setup system-deps
 	$(VPY) scripts/prepare_data.py --root data --no_progress
 	$(VPY) scripts/bench_train.py --variants baseline fused_snake fused_snake_1_thread --rounds 3
 
-# On a CUDA machine (about 8 minutes): every method's stage under bf16 autocast, 200-step trainings of the
-# 16 kHz layout with the discriminator (DiVeQ, STE), a resume, encode/decode and the quantizer benchmark
+# On a CUDA machine (about 8 minutes): every method's stage under bf16 autocast, a tiny corpus prepared by
+# prepare_data --corpus libritts (LibriTTS layout, no download), 200-step trainings of the
+# 16 kHz layout with the discriminator (DiVeQ, STE) on it, a resume, encode/decode and the quantizer benchmark
 # on CUDA; one summary table, also in reports/gpu_check/README.md. Without CUDA it fails in one line
 # (a GPU machine with a broken driver must not pass): make gpu-check GPU_CHECK_ARGS=--allow-no-gpu accepts it.
 gpu-check: setup

@@ -3,8 +3,10 @@
 
 1. every method's DAC quantizer stage (1024 -> 8 dims, 1024 codes, batch 72 x 0.38 s at 16 kHz),
    forward and backward under bfloat16 autocast: finite loss and gradients;
-2. ``scripts/train.py`` on DAC's 16 kHz layout with the discriminator (conf/diveq.yml, conf/ste.yml),
-   200 steps each at a smaller batch, on the embedded speech (or generated tones where it is absent);
+2. a tiny corpus (voiced tones in LibriTTS's official layout) prepared by ``scripts/prepare_data.py
+   --corpus libritts``, as the GPU confs' data is;
+   ``scripts/train.py`` on DAC's 16 kHz layout with the discriminator (conf/diveq.yml, conf/ste.yml),
+   200 steps each at a smaller batch, on that prepared corpus;
 3. a resume of the DiVeQ run (20 more steps from ``latest``, at the exact step);
 4. ``python -m dac_diveq encode|decode --device cuda`` with the trained DiVeQ model;
 5. ``scripts/bench_quantizer.py --device cuda``.
@@ -143,25 +145,44 @@ def stage_check(settings: Settings) -> str:
     return f"{len(METHODS)} methods finite; first step each: " + ", ".join(timings)
 
 
-def training_data(work: Path) -> tuple[str, str]:
-    """Training and validation folders: the embedded speech if prepared, else generated tones."""
-    train, val = ROOT / "data" / "speech" / "train", ROOT / "data" / "speech" / "val"
-    if any(train.glob("*.wav")) and any(val.glob("*.wav")):
-        return str(train), str(val)
+#: Readers of the tiny corpus: LibriTTS subset -> (speaker ids, utterances each).
+TINY_READERS = {"train-clean-100": (("1001", "1002", "1003", "1004"), 8), "dev-clean": (("2001", "2002"), 4)}
+
+
+def training_data(work: Path, timeout: float) -> tuple[str, str]:
+    """A tiny corpus prepared as the GPU confs' data is: voiced tones (2 s, 24 kHz) written in LibriTTS's
+    official layout, then ``scripts/prepare_data.py --corpus libritts --source`` at 16 kHz.
+
+    Returns:
+        The prepared train and val folders.
+
+    Raises:
+        RuntimeError: the preparation failed (its last line).
+    """
     import numpy as np
     import soundfile as sf
 
-    rng = np.random.default_rng(0)
-    for split, count in (("train", 32), ("val", 8)):
-        folder = work / "tones" / split
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(count):
-            t = np.arange(2 * 16000) / 16000
-            f0 = rng.uniform(90, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 5) * t))
-            wave = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / 16000) / k for k in range(1, 8))
-            sf.write(folder / f"{i}.wav", (0.2 * wave * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32),
-                     16000)
-    return str(work / "tones" / "train"), str(work / "tones" / "val")
+    rng, rate = np.random.default_rng(0), 24000
+    source = work / "tiny_libritts"
+    for subset, (speakers, count) in TINY_READERS.items():
+        for speaker in speakers:
+            folder = source / "LibriTTS" / subset / speaker / f"{speaker}00"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                t = np.arange(2 * rate) / rate
+                f0 = rng.uniform(90, 250) * (1 + 0.1 * np.sin(2 * np.pi * rng.uniform(1, 5) * t))
+                wave = sum(np.sin(2 * np.pi * k * np.cumsum(f0) / rate) / k for k in range(1, 8))
+                stem = f"{speaker}_{speaker}00_{i:06d}_000000"
+                sf.write(folder / f"{stem}.wav", (0.2 * wave * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(
+                    np.float32), rate, subtype="PCM_16")
+                (folder / f"{stem}.normalized.txt").write_text(f"Tone {i} of reader {speaker}.")
+    result = run_command(["scripts/prepare_data.py", "--corpus", "libritts", "--source", source, "--subsets",
+                          *TINY_READERS, "--output", work / "corpora", "--workers", "4", "--no_progress"],
+                         work / "prepare.log", timeout)
+    if result.returncode:
+        raise RuntimeError(f"prepare_data exited {result.returncode}: {last_line(result)}")
+    base = work / "corpora" / "libritts" / "16000"
+    return str(base / "train"), str(base / "val")
 
 
 def write_conf(method: str, work: Path, settings: Settings, folders: tuple[str, str]) -> Path:
@@ -208,7 +229,7 @@ def _validation(result: subprocess.CompletedProcess) -> str:
 
 
 def codec_check(work: Path, settings: Settings, folders, timeout: float) -> str:
-    clip = sorted(Path(folders[1]).glob("*.wav"))[0]
+    clip = sorted(Path(folders[1]).rglob("*.flac"))[0]
     common = ["--weights_path", work / "diveq", "--device", settings.device]
     start = time.monotonic()
     enc = run_command(["-m", "dac_diveq", "encode", clip, "--output", work / "codes", *common], work / "encode.log",
@@ -284,12 +305,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.budget
     left = lambda: max(deadline - time.monotonic(), 1)  # noqa: E731
-    folders = training_data(work)
-    checks = [timed(Check("bf16 stage forward/backward, every method"), lambda: stage_check(settings), deadline)]
+    base = work / "corpora" / "libritts" / "16000"
+    prepared = {"folders": (str(base / "train"), str(base / "val"))}
+
+    def prepare() -> str:
+        prepared["folders"] = training_data(work, left())
+        files = sum(1 for _ in Path(prepared["folders"][0]).rglob("*.flac"))
+        return f"LibriTTS layout, {files} training files at 16 kHz in {os.path.relpath(base, ROOT)}"
+
+    checks = [timed(Check("bf16 stage forward/backward, every method"), lambda: stage_check(settings), deadline),
+              timed(Check("prepare a tiny corpus (prepare_data --corpus libritts)"), prepare, deadline)]
+    folders = prepared["folders"]
     for method in ("diveq", "ste"):
         checks.append(timed(Check(f"train 16 kHz + discriminator, {method}"),
                             lambda m=method: train_check(m, work, settings, folders, left()), deadline))
-    trained = checks[1].ok
+    trained = checks[2].ok
     checks.append(timed(Check("resume diveq"), lambda: resume_check(work, settings, left()), deadline)
                   if trained else Check("resume diveq", detail="skipped: the DiVeQ run failed"))
     checks.append(timed(Check(f"encode/decode on {settings.device}"),

@@ -1,5 +1,7 @@
 """scripts/gpu_check.py: one line and status 0 without CUDA; its checks' plumbing at smoke sizes on the CPU
 (the full check needs a GPU: `make gpu-check`)."""
+import pytest
+
 from tests.conftest import load_script, run_python
 
 
@@ -24,3 +26,16 @@ def test_the_stage_check_and_summary_table_at_smoke_sizes():
                                 check.Check("c", detail="skipped: budget")])
     assert rows[2] == "| a | ok | 1 s | x / y |" and "| b | FAILED | 3 s | boom |" in rows
     assert rows[4].startswith("| c | skipped |")
+
+
+@pytest.mark.slow  # the whole check at smoke sizes: a preparation, three short trainings, encode/decode
+def test_the_smoke_run_prepares_a_tiny_corpus_and_trains_on_it(tmp_path):
+    result = run_python(["scripts/gpu_check.py", "--smoke", "--work", tmp_path / "work", "--output",
+                         tmp_path / "report"], timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in result.stdout.splitlines() if line.startswith("| ")}
+    assert "| ok |" in rows["prepare a tiny corpus (prepare_data --corpus libritts)"]
+    assert "| ok |" in rows["train 16 kHz + discriminator, diveq"]
+    prepared = tmp_path / "work" / "corpora" / "libritts" / "16000"
+    assert len(list((prepared / "train").rglob("*.flac"))) == 32 and (tmp_path / "work" / "diveq.yml").is_file()
+    assert str(prepared / "train") in (tmp_path / "work" / "diveq.yml").read_text()
