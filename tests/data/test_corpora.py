@@ -193,3 +193,19 @@ def test_an_archive_without_a_published_checksum_gets_its_digest_recorded(fake_d
     record = json.loads((tmp_path / "out" / "daps" / "provenance.json").read_text())["archives"]["all"]
     assert record["sha256"] == hashlib.sha256(fake_daps_server.data).hexdigest()
     assert record["checksum_basis"].startswith("recorded after download")
+
+
+def test_asking_for_fewer_subsets_keeps_what_was_prepared(tmp_path):
+    source = make_fake_corpus("librispeech", tmp_path / "src")
+    kw = {"source": source, "output": tmp_path / "out", "progress": False, "log": lambda line: None}
+    prepare_corpus("librispeech", subsets=["train-clean-100", "dev-clean"], **kw)
+    base = tmp_path / "out" / "librispeech" / "16000"
+    lines = []
+    prepare_corpus("librispeech", subsets=["test-clean"], **{**kw, "log": lines.append})
+    assert any("keeping the subsets prepared before" in line for line in lines)
+    assert _speakers(base / "train") == {"19", "26"} and (base / "test_list").is_dir()
+    assert json.loads((base / "manifest.json").read_text())["subsets"] == ["dev-clean", "test-clean",
+                                                                          "train-clean-100"]
+    lines.clear()
+    prepare_corpus("librispeech", subsets=["dev-clean"], **{**kw, "log": lines.append})
+    assert lines and lines[0].startswith("librispeech: already prepared")

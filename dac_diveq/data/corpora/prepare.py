@@ -371,12 +371,19 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
         raise CorpusError("give either --source PATH (an extracted copy) or --download (from "
                           f"{corpus.homepage}), not both or neither")
     root = Path(output) / corpus.name
-    params = {"schema": SCHEMA, "corpus": corpus.name, "subsets": list(subsets)}
     folders = {rate: root / str(rate) for rate in rates}
-    done = {rate: f for rate, f in folders.items() if _is_current(f, params)}
+    done = {rate: f for rate, f in folders.items() if set(subsets) <= set(_prepared_subsets(f))}
     if len(done) == len(folders) and not force:
         log(f"{corpus.name}: already prepared in {root} ({', '.join(map(str, rates))} Hz); --force to redo")
         return folders
+    # A rate folder is replaced as a whole: keep the subsets prepared before (e.g. the training subsets
+    # when only test-clean is asked for), so that asking for less never deletes what is there.
+    before = {s for f in folders.values() for s in _prepared_subsets(f)}
+    if before - set(subsets) and not force:
+        subsets = tuple(s for s in corpus.subsets if s in before | set(subsets))
+        log(f"{corpus.name}: keeping the subsets prepared before; preparing {', '.join(subsets)}")
+    params = {"schema": SCHEMA, "corpus": corpus.name, "subsets": list(subsets)}
+    done = {rate: f for rate, f in folders.items() if _prepared_subsets(f) == list(subsets)}
     if download_:
         cache_dir = Path(cache) if cache else Path(output) / ".downloads" / corpus.name
         roots, archives = fetch(corpus, subsets, cache_dir, rates, progress, log)
@@ -410,12 +417,15 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
     return folders
 
 
-def _is_current(folder: Path, params: dict) -> bool:
+def _prepared_subsets(folder: Path) -> list:
+    """The subsets a finished rate folder holds (empty when there is none, or it is of another schema)."""
     try:
         manifest = json.loads((folder / "manifest.json").read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(manifest, dict) and all(manifest.get(k) == v for k, v in params.items())
+        return []
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        return []
+    return list(manifest.get("subsets") or [])
 
 
 def _write_provenance(root: Path, corpus: Corpus, subsets: Sequence[str], rates: Sequence[int], archives: dict,
