@@ -209,3 +209,13 @@ def test_asking_for_fewer_subsets_keeps_what_was_prepared(tmp_path):
     lines.clear()
     prepare_corpus("librispeech", subsets=["dev-clean"], **{**kw, "log": lines.append})
     assert lines and lines[0].startswith("librispeech: already prepared")
+
+
+def test_files_an_interrupted_run_of_other_subsets_left_do_not_reach_the_output(tmp_path):
+    source = make_fake_corpus("libritts", tmp_path / "src")
+    stale = tmp_path / "out" / "libritts" / "16000.tmp" / "train" / "999" / "999_99900_000000_000000.flac"
+    stale.parent.mkdir(parents=True)
+    sf.write(stale, [0.0] * 1600, 16000, subtype="PCM_16")
+    prepare_corpus("libritts", source=source, output=tmp_path / "out", subsets=["train-clean-100", "dev-clean"],
+                   progress=False, log=lambda line: None)
+    assert _speakers(tmp_path / "out" / "libritts" / "16000" / "train") == {"19", "26"}

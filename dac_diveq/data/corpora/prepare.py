@@ -406,6 +406,7 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
             test_list = _write_test_list(splits, rate, tmp, sexes, workers, progress, log)
             if test_list:
                 counts[TEST_LIST_FOLDER] = test_list
+        _prune(tmp, splits)
         atomic_write_json(tmp / "manifest.json", {**params, "sample_rate": rate, "splits": counts})
         if folder.exists():
             shutil.rmtree(folder)
@@ -415,6 +416,18 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
             + f" in {folder}")
     _write_provenance(root, corpus, subsets, rates, archives, source, splits, summary)
     return folders
+
+
+def _prune(folder: Path, splits: Dict[str, List[Utterance]]) -> None:
+    """Delete split audio that this preparation did not make: what an interrupted run with other
+    subsets left in ``<rate>.tmp`` must not reach training (the test list's folder has its own names)."""
+    wanted = {folder / split / u.speaker / f"{u.id}.flac" for split, utts in splits.items() for u in utts}
+    for split in SPLITS:
+        for path in sorted((folder / split).rglob("*.flac")) if (folder / split).is_dir() else ():
+            if path not in wanted:
+                path.unlink()
+                if not any(path.parent.iterdir()):
+                    path.parent.rmdir()
 
 
 def _prepared_subsets(folder: Path) -> list:
