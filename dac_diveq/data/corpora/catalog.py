@@ -1,8 +1,9 @@
 """What is known about each corpus before it is on disk: where its archives are, their sizes and
 checksums, its licence, its native sample rate, and the committed split of its speakers.
 
-Sizes are the ones the corpus pages list (rounded; the download checks the server's own
-``Content-Length`` before starting). Checksums: the SHA-256 digests of the LibriSpeech, LibriTTS and
+Sizes are approximate (OpenSLR's listed sizes, rounded; VCTK's and DAPS's are estimates) and only
+used where the server does not say: the download asks for the exact ``Content-Length`` before
+starting, and the disk check uses that. Checksums: the SHA-256 digests of the LibriSpeech, LibriTTS and
 VCTK 0.92 archives are the ones published with torchaudio's dataset loaders for the same URLs
 (``checksum_basis: "published"``); DAPS has no published SHA-256, so its digest is computed and
 recorded in ``provenance.json`` after the download (``"recorded"``) and nothing is verified against it.
@@ -27,7 +28,7 @@ class Archive:
 
     Attributes:
         url: Official location.
-        size: Size in bytes as listed by the corpus page (approximate).
+        size: Approximate size in bytes (for estimates; the server's ``Content-Length`` wins).
         hours: Hours of audio in it (the corpus's own figures; for the estimates).
         sha256: Published SHA-256 digest, or ``None`` where none is published.
     """
