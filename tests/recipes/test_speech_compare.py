@@ -264,7 +264,8 @@ def test_the_gpu_size_prepares_the_corpora_and_reports_on_the_standard_test_list
             "--report", str(tmp_path / "r"), "--force", "--no_headline"]
     code, commands = _commands(recipe, monkeypatch, argv)
     prepares = [c[c.index("scripts/prepare_data.py") + 1:] for c in commands if "scripts/prepare_data.py" in c]
-    assert code == 0 and prepares == [["--corpus", "libritts", "--download"],
+    assert code == 0 and prepares == [["--corpus", "libritts", "--download", "--subsets", "train-clean-100",
+                                       "dev-clean"],
                                       ["--corpus", "librispeech", "--download", "--subsets", "test-clean"]]
     trainings = [c for c in commands if "scripts/train.py" in c]
     assert len(trainings) == 2 and all(c[c.index("--args.load") + 1].startswith("conf/") for c in trainings)
