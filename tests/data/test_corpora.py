@@ -219,3 +219,14 @@ def test_files_an_interrupted_run_of_other_subsets_left_do_not_reach_the_output(
     prepare_corpus("libritts", source=source, output=tmp_path / "out", subsets=["train-clean-100", "dev-clean"],
                    progress=False, log=lambda line: None)
     assert _speakers(tmp_path / "out" / "libritts" / "16000" / "train") == {"19", "26"}
+
+
+def test_parallel_workers_give_the_same_files_as_one(tmp_path):
+    source = make_fake_corpus("vctk", tmp_path / "src")
+    outputs = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        prepare_corpus("vctk", source=source, output=out, workers=workers, progress=False, log=lambda line: None)
+        outputs[workers] = {p.relative_to(out).as_posix(): sf.read(str(p))[0].tobytes()
+                            for p in sorted((out / "vctk" / "16000").rglob("*.flac"))}
+    assert outputs[1] and outputs[1] == outputs[2]

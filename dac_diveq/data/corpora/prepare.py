@@ -207,6 +207,13 @@ def convert(source: str, dest: str, rate: int) -> float:
     return audio.size / rate
 
 
+def _one_thread() -> None:
+    """Worker processes resample with one torch thread each: ``workers`` processes already fill the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _convert_all(jobs: List[Tuple[str, str, int]], workers: int, progress: bool, desc: str) -> List[float]:
     from tqdm import tqdm
 
@@ -217,7 +224,7 @@ def _convert_all(jobs: List[Tuple[str, str, int]], workers: int, progress: bool,
                 durations.append(convert(*job))
                 bar.update()
             return durations
-        with ProcessPoolExecutor(workers) as pool:
+        with ProcessPoolExecutor(workers, initializer=_one_thread) as pool:
             futures = [pool.submit(convert, *job) for job in jobs]
             durations = []
             for future in futures:
