@@ -11,7 +11,7 @@ Usage::
     python scripts/prepare_data.py --corpus vctk --download --sample_rate 16000 24000 44100
 
 With ``--corpus`` (librispeech, libritts, vctk, daps) the corpus is read from an extracted copy in
-its official layout (``--source``) or downloaded from its official location (``--download``:
+its official layout or a folder holding its official archives (``--source``), or downloaded from its official location (``--download``:
 sizes said and free disk checked first, resumable, checksummed); see dac_diveq.data.corpora.
 
 Needs the Debian packages espeak-ng, flite and ktuberling-data (real spoken words for training;
@@ -55,7 +55,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     corpus = p.add_argument_group("real corpora (GPU recipes)")
     corpus.add_argument("--corpus", choices=sorted(CORPORA), help="prepare this corpus instead of the embedded data")
-    corpus.add_argument("--source", help="an extracted copy in the corpus's official layout")
+    corpus.add_argument("--source", help="an extracted copy in the corpus's official layout, or a folder with its "
+                                         "official archives")
     corpus.add_argument("--download", action="store_true", help="fetch it from its official location")
     corpus.add_argument("--subsets", nargs="+", help="subsets (LibriSpeech/LibriTTS; default: the corpus's defaults)")
     corpus.add_argument("--sample_rate", nargs="+", type=int, default=[16000], help="output rates in Hz")

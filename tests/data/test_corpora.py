@@ -11,8 +11,9 @@ import soundfile as sf
 
 from dac_diveq.data import loaders
 from dac_diveq.data.corpora import CORPORA, HELD_OUT, CorpusError, prepare_corpus, read_test_list
+from dac_diveq.data.corpora import Archive
 from dac_diveq.data.corpora import download as dl
-from tests.conftest import make_fake_corpus
+from tests.conftest import make_fake_corpus, tar_gz
 
 #: corpus -> (rates to prepare, the speakers the committed lists put in val and test)
 CASES = {
@@ -230,3 +231,21 @@ def test_parallel_workers_give_the_same_files_as_one(tmp_path):
         outputs[workers] = {p.relative_to(out).as_posix(): sf.read(str(p))[0].tobytes()
                             for p in sorted((out / "vctk" / "16000").rglob("*.flac"))}
     assert outputs[1] and outputs[1] == outputs[2]
+
+
+def test_official_archives_in_the_source_folder_are_verified_and_extracted(tmp_path, monkeypatch):
+    data = tar_gz(make_fake_corpus("daps", tmp_path / "archive"))
+    source = tmp_path / "datasets"
+    source.mkdir()
+    (source / "daps.tar.gz").write_bytes(data)
+    archive = Archive("https://example.invalid/daps.tar.gz", len(data), 0.001, hashlib.sha256(data).hexdigest())
+    monkeypatch.setitem(CORPORA, "daps", dataclasses.replace(CORPORA["daps"], subsets={"all": archive}))
+    folders = prepare_corpus("daps", source=source, output=tmp_path / "out", progress=False, log=lambda line: None)
+    assert len(list(folders[16000].rglob("*.flac"))) == 8
+    record = json.loads((tmp_path / "out" / "daps" / "provenance.json").read_text())["archives"]["all"]
+    assert record["sha256"] == archive.sha256 and record["checksum_basis"] == "published (verified)"
+    monkeypatch.setitem(CORPORA, "daps", dataclasses.replace(
+        CORPORA["daps"], subsets={"all": dataclasses.replace(archive, sha256="f" * 64)}))
+    with pytest.raises(CorpusError, match="checksum mismatch for .*daps.tar.gz"):
+        prepare_corpus("daps", source=source, output=tmp_path / "out2", progress=False, log=lambda line: None)
+    assert (source / "daps.tar.gz").read_bytes() == data  # the user's archive is left alone

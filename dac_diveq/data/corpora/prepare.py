@@ -329,6 +329,42 @@ def fetch(corpus: Corpus, subsets: Sequence[str], cache: Path, rates: Sequence[i
     return roots, records
 
 
+def unpack_local(corpus: Corpus, local: Dict[str, Path], cache: Path, rates: Sequence[int],
+                 log: Callable[[str], None]) -> Tuple[List[Path], Dict[str, dict]]:
+    """Verify and extract official archives found in ``--source`` (the copy a cluster keeps) into ``cache``.
+
+    Returns:
+        ``(one extracted folder per archive, {subset: archive record for provenance})``.
+
+    Raises:
+        CorpusError: a checksum mismatch (the archive is left alone: it is the user's), no disk.
+    """
+    from .download import sha256_file
+
+    todo = {s: p for s, p in local.items() if not (cache / f"{s}.extracted").is_dir()}
+    needed = sum(p.stat().st_size for p in todo.values()) + prepared_bytes(corpus, tuple(local), rates)
+    log(f"{corpus.name}: {len(local)} archive(s) in {next(iter(local.values())).parent}; "
+        f"{human(needed - prepared_bytes(corpus, tuple(local), rates))} to extract into {cache}, "
+        f"about {human(prepared_bytes(corpus, tuple(local), rates))} of prepared audio")
+    check_disk(cache, needed, f"{corpus.name} ({', '.join(local)})")
+    roots, records = [], {}
+    for subset, path in local.items():
+        archive, target = corpus.subsets[subset], cache / f"{subset}.extracted"
+        digest = None
+        if subset in todo:
+            log(f"verifying and extracting {path}")
+            digest = sha256_file(path)
+            if archive.sha256 and digest != archive.sha256:
+                raise CorpusError(f"checksum mismatch for {path}: expected sha256 {archive.sha256}, got {digest}; "
+                                  "not the official archive, or a damaged copy")
+            extract(path, target)
+        records[subset] = {"url": archive.url, "file": str(path), "sha256": digest or archive.sha256,
+                           "checksum_basis": "published (verified)" if archive.sha256 else
+                           "recorded (no published checksum)"}
+        roots.append(target)
+    return roots, records
+
+
 def _recorded_digest(cache: Path, subset: str) -> Optional[str]:
     path = cache / f"{subset}.sha256"
     return path.read_text().split()[0] if path.is_file() else None
@@ -354,12 +390,13 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
 
     Args:
         name: A key of :data:`~.catalog.CORPORA`.
-        source: Folder holding the extracted corpus in its official layout.
+        source: Folder holding the extracted corpus in its official layout, or its official archives
+            (``test-clean.tar.gz``, ``VCTK-Corpus-0.92.zip``, ...: verified, then extracted into ``cache``).
         download_: Fetch the archives (resumable, checksummed) into ``cache`` instead.
         subsets: Subsets to prepare (default: the corpus's defaults).
         sample_rates: Output rates (each at most the corpus's own).
         output: Root of the prepared corpora.
-        cache: Where archives go (default ``<output>/.downloads/<corpus>``).
+        cache: Where archives go and are extracted (default ``<output>/.downloads/<corpus>``).
         workers: Parallel conversion processes.
         progress: Show progress bars.
         force: Prepare again even when the output exists for the same subsets.
@@ -391,15 +428,20 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
         log(f"{corpus.name}: keeping the subsets prepared before; preparing {', '.join(subsets)}")
     params = {"schema": SCHEMA, "corpus": corpus.name, "subsets": list(subsets)}
     done = {rate: f for rate, f in folders.items() if _prepared_subsets(f) == list(subsets)}
+    cache_dir = Path(cache) if cache else Path(output) / ".downloads" / corpus.name
     if download_:
-        cache_dir = Path(cache) if cache else Path(output) / ".downloads" / corpus.name
         roots, archives = fetch(corpus, subsets, cache_dir, rates, progress, log)
     else:
         src = Path(source)
         if not src.is_dir():
             raise CorpusError(f"--source {src} is not a folder")
-        check_disk(root, prepared_bytes(corpus, subsets, rates), f"{corpus.name} at {', '.join(map(str, rates))} Hz")
-        roots, archives = [src], {}
+        local = {s: src / corpus.subsets[s].filename for s in subsets}
+        if all(p.is_file() for p in local.values()):  # the official archives, not yet extracted
+            roots, archives = unpack_local(corpus, local, cache_dir, rates, log)
+        else:
+            check_disk(root, prepared_bytes(corpus, subsets, rates),
+                       f"{corpus.name} at {', '.join(map(str, rates))} Hz")
+            roots, archives = [src], {}
     utterances = list_utterances(corpus, roots, subsets)
     splits = assign_splits(corpus, utterances)
     sexes = _speaker_sexes(roots)
