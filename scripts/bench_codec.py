@@ -9,7 +9,9 @@ DiVeQ with DAC's cosine lookup: the codes are DAC's) encode and decode speech fi
 without it). Each round runs both tools, alternating which goes first, each as its own process
 (the wall time a user waits, start-up included). Reported: median wall time per tool, the median
 of the per-round ratios ours/DAC (paired: a background load slows both alike) against the 1.05
-target, real-time factors (wall / audio duration), and whether the two tools wrote the same codes.
+target, real-time factors (wall / audio duration), and whether the two tools wrote the same codes. Both
+tools decode the file ours wrote (stock DAC cannot decode its own files at some lengths up to the
+5 s window at 16 and 24 kHz; see :mod:`dac_diveq.codec.framing`).
 
 Usage::
 
@@ -140,11 +142,25 @@ def paired_ratio(ours: Sequence[float], theirs: Sequence[float]) -> float:
     return statistics.median(a / b for a, b in zip(ours, theirs))
 
 
-def same_codes(a: Path, b: Path) -> bool:
-    """Whether two ``.dac`` files hold the same codes (DAC's format, read without arbitrary unpickling)."""
+def ours_file(work: Path, source: Path, round_: int) -> Path:
+    """The ``.dac`` file our encoder writes for ``source`` in round ``round_``."""
+    return work / "out" / f"{source.stem}_ours_{round_}" / f"{source.stem}.dac"
+
+
+def same_codes(dac_file: Path, ours: Path) -> str:
+    """``"yes"``, ``"NO"``, or ``"+N frame(s)"`` when ours holds more frames than DAC's file: the
+    frames stock DAC's decoder needs at lengths where its own file does not decode
+    (:mod:`dac_diveq.codec.framing`), so the codes cannot be DAC's there.
+
+    Both files are read in DAC's format without arbitrary unpickling.
+    """
     from dac_diveq.codec.codec_io import load_dac
 
-    return bool(np.array_equal(load_dac(a)[0].codes.numpy(), load_dac(b)[0].codes.numpy()))
+    a, b = load_dac(dac_file)[0].codes.numpy(), load_dac(ours)[0].codes.numpy()
+    if b.shape[-1] > a.shape[-1]:
+        extra = b.shape[-1] - a.shape[-1]
+        return f"+{extra} frame{'s' if extra > 1 else ''}"
+    return "yes" if np.array_equal(a, b) else "NO"
 
 
 def bench_file(source: Path, seconds: float, args, weights: dict[str, Path], work: Path) -> list[dict]:
@@ -162,20 +178,21 @@ def bench_file(source: Path, seconds: float, args, weights: dict[str, Path], wor
                 if op == "encode":
                     target, out = source, folder
                     shutil.rmtree(folder, ignore_errors=True)
-                else:  # each tool decodes the codes it wrote this round (the same codes: same weights)
-                    target, out = folder / f"{source.stem}.dac", folder
-                    if "encode" not in args.ops:  # --ops decode alone: encode first, untimed
-                        shutil.rmtree(folder, ignore_errors=True)
-                        run_timed(command(tool, "encode", source, folder, weights[tool], args.device), args.threads)
+                else:  # both tools decode the file ours wrote this round: stock DAC cannot decode its
+                    # own files of up to 5 s whose length hits its decoder's 8-sample deficit (16, 24 kHz)
+                    target, out = ours_file(work, source, r), folder
+                    if "encode" not in args.ops and not target.exists():  # --ops decode alone: untimed
+                        run_timed(command("ours", "encode", source, target.parent, weights["ours"], args.device),
+                                  args.threads)
                     (folder / f"{source.stem}.wav").unlink(missing_ok=True)
                 times[op][tool].append(run_timed(command(tool, op, target, out, weights[tool], args.device),
                                                  args.threads))
                 # Progress, and the raw times should a long benchmark be cut short.
                 print(f"{seconds:g} s, round {r + 1}/{args.rounds}, {op}, {tool}: {times[op][tool][-1]:.2f} s",
                       file=sys.stderr, flush=True)
-        if identical is None:
+        if identical is None and "encode" in args.ops:
             identical = same_codes(work / "out" / f"{source.stem}_dac_{r}" / f"{source.stem}.dac",
-                                   work / "out" / f"{source.stem}_ours_{r}" / f"{source.stem}.dac")
+                                   ours_file(work, source, r))
     for op in args.ops:
         dac_t, ours_t = times[op]["dac"], times[op]["ours"]
         rows.append(dict(file=f"{seconds:g} s", op=op, dac=statistics.median(dac_t), ours=statistics.median(ours_t),
@@ -192,8 +209,17 @@ def table(rows: Sequence[dict], rounds: int) -> list[str]:
         verdict = "met" if row["ratio"] <= TARGET else "MISSED"
         lines.append(f"| {row['file']} | {row['op']} | {row['dac']:.2f} | {row['ours']:.2f} | {row['ratio']:.3f}x | "
                      f"{verdict} | {row['dac'] / row['seconds']:.3f} | {row['ours'] / row['seconds']:.3f} | "
-                     f"{'yes' if row['identical'] else 'NO'} |")
+                     f"{_same_text(row['identical'])} |")
     return lines
+
+
+def _same_text(identical) -> str:
+    """The table's "same codes" cell: :func:`same_codes`' verdict, or "-" when nothing was encoded."""
+    if identical is None:
+        return "-"
+    if isinstance(identical, bool):
+        return "yes" if identical else "NO"
+    return identical
 
 
 def cpu_name() -> str:

@@ -22,6 +22,7 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 from .bitpack import bits_per_code, pack_codes, unpack_codes
+from .framing import stock_decodable_frames
 from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -406,11 +407,14 @@ def check_dac_matches(dac_file: DACFile, extra: Optional[dict], model) -> None:
     samples = dac_file.original_length * model.sample_rate // dac_file.sample_rate
     frames = codes.shape[-1]
     if dac_file.padding:
-        expected = -(-samples // model.hop_length)
+        # DAC's own count, or the one our encoder writes so that stock DAC can decode it (.framing).
+        expected = stock_decodable_frames(model, dac_file.original_length, dac_file.sample_rate)
+        accepted = {-(-samples // model.hop_length), expected}
     else:
         per_chunk = decoder_output_length(model, dac_file.chunk_length)
         expected = dac_file.chunk_length * -(-samples // per_chunk) if per_chunk > 0 else -1
-    if frames != expected:
+        accepted = {expected}
+    if frames not in accepted:
         raise InputError(f"{frames} frames do not fit {dac_file.original_length} samples at "
                          f"{dac_file.sample_rate} Hz with this model (expected {expected}): "
                          "the file was encoded by a different model or is corrupt")

@@ -186,8 +186,35 @@ class DiVeQDAC(SafeLoad, DAC):
         Returns:
             DAC's ``DACFile`` (``input_db`` restores the input's loudness on decompression).
         """
+        from pathlib import Path
+
+        from audiotools import AudioSignal
+
         level = self.level(normalize_db)
-        return super().compress(audio_path_or_signal, win_duration, verbose, level, n_quantizers)
+        signal = audio_path_or_signal
+        if isinstance(signal, (str, Path)):  # as CodecMixin.compress reads a path
+            signal = AudioSignal.load_from_file_with_ffmpeg(str(signal))
+        # Read by preprocess while this compress runs (DAC's compress offers no other hook).
+        self._decode_target = (int(signal.signal_length), int(signal.sample_rate))
+        try:
+            return super().compress(signal, win_duration, verbose, level, n_quantizers)
+        finally:
+            self._decode_target = None
+
+    def preprocess(self, audio_data: torch.Tensor, sample_rate: Optional[int] = None) -> torch.Tensor:
+        """DAC's ``preprocess`` (right-pad to whole frames); inside :meth:`compress`, for an
+        unchunked file, padded further to the frames stock DAC's ``decompress`` needs to return
+        the whole input (see :mod:`.framing`: DAC's decoder returns 8 samples fewer than
+        ``frames * hop`` at 16 and 24 kHz, and its ``decompress`` then fails)."""
+        from .framing import stock_decodable_frames
+
+        audio_data = super().preprocess(audio_data, sample_rate)
+        target = getattr(self, "_decode_target", None)
+        if target is None or not self.padding:  # training, or a chunk (chunked files decode unpadded)
+            return audio_data
+        frames = stock_decodable_frames(self, *target)
+        extra = frames * self.hop_length - audio_data.shape[-1]
+        return torch.nn.functional.pad(audio_data, (0, extra)) if extra > 0 else audio_data
 
     @torch.no_grad()
     def decompress(self, obj, verbose: bool = False):

@@ -79,22 +79,28 @@ def test_export_to_stock_dac_gives_bit_identical_codes_and_decodes_with_dac_cli(
     assert torch.equal(stock(x)["codes"], model(x)["codes"])
     signal = AudioSignal(x, 16000)
     # The same window and level (ours defaults to encode's 5 s and the model's level, DAC's method to
-    # 1 s and -16 LUFS): the same codes.
-    assert torch.equal(model.compress(signal, verbose=False).codes,
-                       stock.compress(signal, 5.0, verbose=False, normalize_db=model.loudness_db).codes)
-    # A file shorter than its window is one padded chunk, which stock DAC's decode cannot reshape when
-    # the length is a multiple of the hop (DAC's bug, issue 21); in 1-s windows it decodes.
-    ours_file = model.compress(signal, 1.0, verbose=False)
+    # 1 s and -16 LUFS): the same codes, at a length that is not a whole number of frames.
+    short = AudioSignal(x[..., :-160], 16000)
+    assert torch.equal(model.compress(short, verbose=False).codes,
+                       stock.compress(short, 5.0, verbose=False, normalize_db=model.loudness_db).codes)
+    ours_file = model.compress(signal, 1.0, verbose=False)  # chunked
     assert torch.equal(ours_file.codes, stock.compress(signal, verbose=False).codes)
-    ours_file.save(tmp_path / "clip.dac")
-    # `python -m dac decode` (DAC's own CLI) decodes our .dac with the exported weights.
-    result = run_python(["-m", "dac", "decode", tmp_path / "clip.dac", "--output", tmp_path / "out",
+    # A whole number of frames (1.5 s = 75) in one padded chunk: stock DAC's decoder returns 8 samples
+    # short and its own file does not decode (DAC's bug, issue 21); ours holds one frame more.
+    whole = model.compress(signal, verbose=False)
+    assert whole.codes.shape[-1] == 76 and whole.padding
+    (tmp_path / "in").mkdir()
+    ours_file.save(tmp_path / "in" / "clip.dac")
+    whole.save(tmp_path / "in" / "whole.dac")
+    # `python -m dac decode` (DAC's own CLI) decodes our .dac files with the exported weights.
+    result = run_python(["-m", "dac", "decode", tmp_path / "in", "--output", tmp_path / "out",
                          "--weights_path", weights, "--device", "cpu"])
     assert result.returncode == 0, result.stderr[-2000:]
-    audio, sr = sf.read(tmp_path / "out" / "clip.wav")
-    assert sr == 16000 and audio.shape[0] == x.shape[-1]
-    expected = model.decompress(ours_file).audio_data[0, 0].numpy()
-    np.testing.assert_allclose(audio, expected, atol=1e-4)
+    for name, artifact in (("clip", ours_file), ("whole", whole)):
+        audio, sr = sf.read(tmp_path / "out" / f"{name}.wav")
+        assert sr == 16000 and audio.shape[0] == x.shape[-1]
+        expected = model.decompress(artifact).audio_data[0, 0].numpy()
+        np.testing.assert_allclose(audio, expected, atol=1e-4)
 
 
 def test_export_refuses_a_lookup_stock_dac_cannot_reproduce():
