@@ -2,7 +2,8 @@
 
 ``encode`` and ``decode`` take ``python -m dac``'s arguments (``--output``, ``--weights_path``,
 ``--n_quantizers``, ``--device``, ``--win_duration``, ``--verbose``) and write the same files:
-``.dac`` files (DAC's format) and 16-bit wav files, mirroring an input folder tree under
+``.dac`` files (DAC's format; ``.dacp`` with ``--packed``: codes packed to their bits, read by this
+package only) and 16-bit wav files, mirroring an input folder tree under
 ``--output``. Every bad file is reported as one line ``error: <path>: <reason>`` on stderr;
 a folder run goes on with the other files and exits with status 1 if any failed. Output
 files appear only complete (written to a hidden temporary file, then renamed). ``export`` writes
@@ -22,6 +23,9 @@ from typing import Callable, Optional, Sequence
 
 from .codec_io import (
     AUDIO_EXTENSIONS,
+    CODE_EXTENSIONS,
+    DAC_EXTENSION,
+    PACKED_EXTENSION,
     InputError,
     check_channels,
     check_dac_matches,
@@ -91,11 +95,11 @@ def _kind_of(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in AUDIO_EXTENSIONS:
         return f"is a{'n' if suffix[1] in 'aeiou' else ''} {suffix[1:].upper()} file"
-    if suffix == ".dac":
-        return "is a .dac file"
+    if suffix in CODE_EXTENSIONS:
+        return f"is a {suffix} file"
     if suffix in (".pth", ".pt", ".ckpt"):
         return f"is a checkpoint ({suffix})"
-    return f"is not a {', '.join(AUDIO_EXTENSIONS + ('.dac',))} file"
+    return f"is not a {', '.join(AUDIO_EXTENSIONS + CODE_EXTENSIONS)} file"
 
 
 def _note(path: Path, reason: str) -> None:
@@ -203,7 +207,8 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
     at, recorded in its weights) and decodes at its own level again.
 
     ``packed`` stores codes in ``ceil(log2 K)`` bits (the codec's bitrate) instead of DAC's 16-bit
-    integers; only this package reads such files.
+    integers, in ``.dacp`` files of their own format (only this package reads them; ``.dac`` stays
+    DAC's format).
     """
     import torch
     from audiotools import AudioSignal
@@ -239,19 +244,20 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
         save_dac(artifact, dst, model, packed=packed)
         return Done(seconds, dst.stat().st_size)
 
-    return _run(root, files, output, ".dac", "encoded", verbose, overwrite, process)
+    suffix = PACKED_EXTENSION if packed else DAC_EXTENSION
+    return _run(root, files, output, suffix, "encoded", verbose, overwrite, process)
 
 
 def decode(input: str, output: str = "", weights_path: str = "", device: str = "auto",
            verbose: bool = False, strict: bool = False, overwrite: bool = False) -> int:
-    """Decode a ``.dac`` file, or every ``.dac`` file under a folder, to wav files.
+    """Decode a ``.dac`` or ``.dacp`` file, or every such file under a folder, to wav files.
 
     A file whose recorded quantizer method differs from the weights' (same shapes, so it would
     decode) gets a warning, or with ``strict`` is refused.
     """
     import torch
 
-    root, files = _inputs(input, (".dac",), "decode", ".dac files (encode the audio first)")
+    root, files = _inputs(input, CODE_EXTENSIONS, "decode", ".dac or .dacp files (encode the audio first)")
     model = _model(weights_path, device)
 
     def process(src: Path, dst: Path) -> Done:
@@ -343,15 +349,15 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
 
 
 def info(path: str, weights_path: str = "") -> int:
-    """Describe a checkpoint (weights file or training folder) or a ``.dac`` file."""
+    """Describe a checkpoint (weights file or training folder) or a ``.dac``/``.dacp`` file."""
     target = Path(path)
     if not target.exists():
         raise UsageError(path, "no such file or directory")
     if target.is_file() and target.suffix.lower() in AUDIO_EXTENSIONS:
         raise UsageError(path, f"{_kind_of(target)}; `info` takes weights (a .pth file or training folder) "
-                               "or a .dac file")
+                               "or a .dac/.dacp file")
     try:
-        if target.suffix.lower() == ".dac":
+        if target.suffix.lower() in CODE_EXTENSIONS:
             lines = _describe_dac(target, weights_path)
         else:
             lines = _describe_model(load_model(target), target)
@@ -420,7 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--overwrite", action="store_true", help="replace outputs that exist (default: keep them, "
                                                                    "count them as skipped)")
 
-    enc = commands.add_parser("encode", allow_abbrev=False, help="audio -> .dac")
+    enc = commands.add_parser("encode", allow_abbrev=False, help="audio -> .dac (.dacp with --packed)")
     common(enc, f"audio ({', '.join(AUDIO_EXTENSIONS)})")
     enc.add_argument("--n_quantizers", type=int, default=None, help="codebooks to use (default: all)")
     enc.add_argument("--win_duration", type=float, default=WINDOW_S,
@@ -430,13 +436,14 @@ def build_parser() -> argparse.ArgumentParser:
                           "trained at, from its weights; default), a number, or raw (the file's own level)")
     enc.add_argument("--packed", action="store_true",
                      help="store codes in log2(codebook size) bits (10 for 1024 words) instead of DAC's 16-bit "
-                          "integers: files of the codec's bitrate, read by this package only")
-    dec = commands.add_parser("decode", allow_abbrev=False, help=".dac -> wav at the original sample rate and length")
-    common(dec, ".dac")
+                          "integers: .dacp files of the codec's bitrate, read by this package only")
+    dec = commands.add_parser("decode", allow_abbrev=False,
+                              help=".dac/.dacp -> wav at the original sample rate and length")
+    common(dec, ".dac or .dacp")
     dec.add_argument("--strict", action="store_true",
                      help="refuse a .dac file encoded by a model of another quantizer method (default: warn)")
-    inf = commands.add_parser("info", allow_abbrev=False, help="describe a checkpoint or a .dac file")
-    inf.add_argument("path", help="weights file, training folder (save_path) or .dac file")
+    inf = commands.add_parser("info", allow_abbrev=False, help="describe a checkpoint or a .dac/.dacp file")
+    inf.add_argument("path", help="weights file, training folder (save_path) or .dac/.dacp file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
                                                          "its bitrate if the file does not name it")
     exp = commands.add_parser("export", allow_abbrev=False,

@@ -26,6 +26,13 @@ from .framing import stock_decodable_frames
 from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+#: DAC's code files (read by ``python -m dac decode``) and ours with bit-packed codes (this package only).
+DAC_EXTENSION, PACKED_EXTENSION = ".dac", ".dacp"
+CODE_EXTENSIONS = (DAC_EXTENSION, PACKED_EXTENSION)
+#: First bytes of a packed-codes file, before the ``.npy`` payload. Not a ``.npy`` magic, so
+#: ``np.load`` falls back to unpickling, and 0xA7 is no pickle opcode: stock DAC's loader stops
+#: at the first byte ("invalid load key") without running anything.
+PACKED_MAGIC = b"\xa7DIVEQ-PACKED-CODES\x001\n"
 #: Most channels ``compress`` can encode: it measures the input's loudness with audiotools'
 #: ITU-R BS.1770 meter, whose channel weights stop at five (DAC's own CLI fails the same way).
 MAX_CHANNELS = 5
@@ -216,7 +223,8 @@ def save_dac(artifact: DACFile, path: Path, model=None, packed: bool = False) ->
 
     With ``packed`` (needs ``model``) the codes are stored in ``ceil(log2 K)`` bits each
     (:mod:`.bitpack`) instead of DAC's 16-bit integers: the file then holds the bitrate the codec
-    is named for, and only this package (not ``python -m dac``) reads it.
+    is named for, starts with :data:`PACKED_MAGIC` (its own format, named ``.dacp`` by the CLI),
+    and only this package (not ``python -m dac``) reads it.
     """
     codes = artifact.codes.cpu().numpy()
     if packed:
@@ -244,6 +252,8 @@ def save_dac(artifact: DACFile, path: Path, model=None, packed: bool = False) ->
         artifacts[MODEL_KEY] = model_description(model)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
+            if packed:
+                handle.write(PACKED_MAGIC)
             np.save(handle, artifacts)
 
 
@@ -271,6 +281,8 @@ def _read_artifacts(path: Path) -> dict:
 
     try:
         with open(path, "rb") as handle:
+            if handle.read(len(PACKED_MAGIC)) != PACKED_MAGIC:  # a packed-codes file: .npy after it
+                handle.seek(0)
             version = npy.read_magic(handle)
             if version == (1, 0):
                 shape, _, dtype = npy.read_array_header_1_0(handle)
@@ -291,7 +303,8 @@ def _read_artifacts(path: Path) -> dict:
 
 
 def has_packed_codes(path: Path) -> bool:
-    """Whether a ``.dac`` file stores its codes bit-packed (``save_dac(..., packed=True)``)."""
+    """Whether a code file stores its codes bit-packed (``save_dac(..., packed=True)``; files
+    written before packed files had their own magic held them in a ``.dac``)."""
     return "packed_codes" in _read_artifacts(path)
 
 

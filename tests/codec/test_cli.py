@@ -1,5 +1,6 @@
 """``python -m dac_diveq encode|decode|info`` end to end, on a tiny DiVeQDAC (real files, no mocks)."""
 import os
+import pickle
 import re
 from pathlib import Path
 
@@ -325,28 +326,52 @@ def test_summary_line_and_overwrite_policy(tmp_path, weights, capsys):
 def test_packed_codes_are_the_codecs_bitrate_and_decode_the_same(tmp_path, weights, capsys):
     """--packed stores 6 bits per code for a 64-word codebook (DAC's format: 16); the codes and the
     decoded audio are those of the unpacked file, and DAC's own files still decode."""
-    from dac_diveq.codec.codec_io import has_packed_codes, load_dac
+    from dac_diveq.codec.codec_io import PACKED_MAGIC, _read_artifacts, has_packed_codes, load_dac
 
     wav = write(tmp_path / "x.wav", 2.0)
     for name, extra in (("plain", ()), ("packed", ("--packed",))):
         assert cli(capsys, "encode", wav, "--output", tmp_path / name, "--weights_path", weights, *extra)[0] == 0
-        assert cli(capsys, "decode", tmp_path / name / "x.dac", "--output", tmp_path / f"{name}_wav",
+        assert cli(capsys, "decode", tmp_path / name, "--output", tmp_path / f"{name}_wav",
                    "--weights_path", weights)[0] == 0
-    plain, packed = tmp_path / "plain" / "x.dac", tmp_path / "packed" / "x.dac"
+    plain, packed = tmp_path / "plain" / "x.dac", tmp_path / "packed" / "x.dacp"
+    assert not (tmp_path / "packed" / "x.dac").exists()  # .dac stays DAC's format
     assert has_packed_codes(packed) and not has_packed_codes(plain)
     assert torch.equal(load_dac(plain)[0].codes, load_dac(packed)[0].codes)
     codes = load_dac(plain)[0].codes
-    assert load_codes(packed)["packed_codes"].size == -(-codes.numel() * 6 // 8)  # 6 bits per code
+    assert packed.read_bytes().startswith(PACKED_MAGIC)
+    packed_codes = _read_artifacts(packed)["packed_codes"]
+    assert packed_codes.size == -(-codes.numel() * 6 // 8)  # 6 bits per code
     assert packed.stat().st_size < plain.stat().st_size
     assert np.array_equal(sf.read(tmp_path / "plain_wav" / "x.wav")[0], sf.read(tmp_path / "packed_wav" / "x.wav")[0])
     status, out, _ = cli(capsys, "info", packed)
     assert status == 0 and "codes stored packed to their bits" in out
     assert dac.DACFile.load(plain).codes.shape == codes.shape  # the default stays DAC's format
+    # Stock DAC stops at the packed file's first byte (no KeyError deep in its decoder, nothing run),
+    # and its CLI's folder search (*.dac) passes it by.
+    with pytest.raises(pickle.UnpicklingError, match="pickle"):
+        dac.DACFile.load(packed)
+    status, out, _ = cli(capsys, "info", plain)
+    assert status == 0 and "codes stored as DAC's 16-bit integers" in out
+
+
+@pytest.mark.slow  # launches DAC's CLI
+def test_stock_dac_cli_decodes_the_dac_files_and_passes_the_packed_ones_by(tmp_path, weights):
+    from dac_diveq.codec.export import export_to_dac
+
+    stock = export_to_dac(DiVeQDAC.load(str(weights)), tmp_path / "stock.pth")
+    wav = write(tmp_path / "x.wav", 1.0)  # a whole number of frames: stock DAC needs our extra frame
+    for extra in ((), ("--packed",)):
+        assert run_cli("encode", wav, "--output", tmp_path / "codes", "--weights_path", weights, *extra).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "codes").iterdir()) == ["x.dac", "x.dacp"]
+    result = run_python(["-m", "dac", "decode", tmp_path / "codes", "--output", tmp_path / "out",
+                         "--weights_path", stock, "--device", "cpu"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["x.wav"] and sf.info(tmp_path / "out" / "x.wav").frames == 16000
 
 
 @pytest.mark.parametrize("command, target, needle", [
-    ("info", "x.wav", "is a WAV file; `info` takes weights (a .pth file or training folder) or a .dac file"),
-    ("decode", "x.wav", "is a WAV file; `decode` takes .dac files (encode the audio first)"),
+    ("info", "x.wav", "is a WAV file; `info` takes weights (a .pth file or training folder) or a .dac/.dacp file"),
+    ("decode", "x.wav", "is a WAV file; `decode` takes .dac or .dacp files (encode the audio first)"),
     ("encode", "x.dac", "is a .dac file; `encode` takes audio files (.wav, .flac, .mp3, .ogg)"),
 ])
 def test_a_file_of_the_wrong_kind_is_named_in_one_line(tmp_path, weights, capsys, command, target, needle):
