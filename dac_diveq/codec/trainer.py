@@ -113,8 +113,11 @@ class Trainer(TrainLoop):
     def describe(self) -> dict[str, str]:
         p = self.parts
         model = unwrap(p.generator)
+        # The dropout actually used is the quantizer's (fine-tuning sets it from the conf, not the checkpoint).
+        dropout = float(model.quantizer.quantizer_dropout)
         lines = {"generator": f"{parameter_count(model)}; {model.method} quantizer, {model.n_codebooks} x "
-                              f"{model.codebook_size} codebooks = {model.bitrate() / 1000:g} kbps at {model.sample_rate} Hz",
+                              f"{model.codebook_size} codebooks = {model.bitrate() / 1000:g} kbps at {model.sample_rate} Hz"
+                              f", quantizer dropout {dropout:g}",
                  "discriminator": (parameter_count(unwrap(p.discriminator)) if p.discriminator is not None
                                    else "none (no adversarial loss weights)")}
         datasets = getattr(p.train_data, "datasets", [p.train_data])

@@ -58,6 +58,18 @@ def test_a_stock_checkpoint_of_every_layout_starts_a_run_with_the_confs_quantize
     with torch.no_grad():
         assert torch.equal(model.eval().encode(x)[1], stock.encode(x)[1])
     assert all(vq.codebook.maintenance.initialized for vq in model.quantizer.quantizers)
+    # DAC's recipe's quantizer dropout, from the conf: the checkpoint records none (False = 0).
+    assert read_stock_dac(path).quantizer.quantizer_dropout == 0
+    assert model.quantizer.quantizer_dropout == 0.5
+
+
+def test_the_finetune_recipe_sets_quantizer_dropout_and_a_user_can_override_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    _, path = stock_checkpoint("16khz", tmp_path)
+    conf, explicit = _conf("conf/finetune/ste.yml")
+    assert conf["DiVeQDAC.quantizer_dropout"] == 0.5 and "DiVeQDAC.quantizer_dropout" in explicit
+    conf["DiVeQDAC.quantizer_dropout"] = 0.25
+    assert start_from(path, {"method": "ste"}, conf, explicit).generator.quantizer.quantizer_dropout == 0.25
 
 
 @pytest.mark.parametrize("name, other", [("16khz", "24khz"), ("24khz", "44khz"), ("44khz", "16khz"),

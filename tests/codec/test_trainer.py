@@ -209,7 +209,8 @@ def test_validation_reports_eval_mode_codebook_usage(audio_folders, tmp_path):
 def test_start_up_summary_describes_the_codec_and_its_data(audio_folders, tmp_path):
     lines = _trainer(audio_folders, tmp_path, adversarial=True).summary()
     model = DiVeQDAC(**TINY_DAC)
-    assert lines["generator"].endswith(f"diveq quantizer, 3 x 64 codebooks = {model.bitrate() / 1000:g} kbps at 16000 Hz")
+    assert lines["generator"].endswith(f"diveq quantizer, 3 x 64 codebooks = {model.bitrate() / 1000:g} kbps at 16000 Hz"
+                                       f", quantizer dropout {model.quantizer.quantizer_dropout:g}")
     assert lines["discriminator"].endswith("M parameters")
     assert lines["data"] == "6 training files, excerpts of 0.2 s"
     assert _trainer(audio_folders, tmp_path / "plain").summary()["discriminator"].startswith("none")

@@ -80,6 +80,7 @@ def test_finetune_each_layout_trains_resumes_and_exports_back(name, tmp_path, da
     status, err = _train_here(conf, save, "--load_weights", weights, *extra, monkeypatch=monkeypatch, capsys=capsys)
     assert status == 0, err[-3000:]
     assert f"DAC layout {name}, {LAYOUTS[name]['sample_rate']} Hz" in err
+    assert "quantizer dropout 0.5" in err  # the recipe's, said in the start-up summary
     assert (save / "latest" / "discriminator" / "weights.pth").exists() == adversarial
     status, err = _train_here(conf, save, "--load_weights", weights, *extra, "--num_iters", "3", "--resume", "true",
                               monkeypatch=monkeypatch, capsys=capsys)
