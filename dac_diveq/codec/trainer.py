@@ -95,6 +95,8 @@ class Trainer(TrainLoop):
     """
 
     score_key = "mel/loss"
+    #: Constructor arguments a resumed checkpoint must agree on: DiVeQDAC's: what makes its codes and frames mean something else.
+    identity_keys = ("method", "codebook_size", "codebook_dim", "n_codebooks", "residual_mode", "lookup", "sample_rate")
     progress_keys = {"loss": "loss", "mel": "mel/loss"}
 
     def __init__(self, config: TrainConfig, parts: Components, device: torch.device, rank: int = 0,

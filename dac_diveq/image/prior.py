@@ -80,6 +80,8 @@ class PriorTrainer(TrainLoop):
     """
 
     score_key = "bits_per_code"
+    #: Constructor arguments a resumed checkpoint must agree on: CodeGPT's: the code vocabulary and context it models.
+    identity_keys = ("vocab_size", "block_size")
 
     def __init__(self, config: PriorConfig, stage1: torch.nn.Module, prior: torch.nn.Module,
                  optimizer: torch.optim.Optimizer, scheduler: Any, train_data: Any, val_data: Any,

@@ -86,6 +86,9 @@ class AutoencoderTrainer(TrainLoop):
     """
 
     score_key = "rec/mse"
+    #: Constructor arguments a resumed checkpoint must agree on: VQVAE's (``codebook_dim``) and VQGAN's (``embed_dim``) quantizer.
+    identity_keys = ("method", "codebook_size", "codebook_dim", "embed_dim", "structure", "n_quantizers", "residual_mode",
+                     "lookup")
 
     def __init__(self, config: AutoencoderConfig, parts: AutoencoderParts, device: torch.device,
                  rank: int = 0, world_size: int = 1, config_text: str = "") -> None:

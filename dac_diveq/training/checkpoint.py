@@ -44,12 +44,10 @@ WEIGHTS = "weights.pth"
 RUN_ID = ".run_id"
 #: In every checkpoint folder (complete or ``.partial``): the id of the run that wrote it.
 OWNER = ".owner"
-#: Constructor arguments a checkpoint must agree on with the configuration that resumes or loads it,
-#: in the order they are checked (the first disagreement is the one reported). A key is checked only
-#: when the checkpoint recorded it and the model has it, so one list serves every model.
-IDENTITY_KEYS = ("method", "codebook_size", "codebook_dim", "embed_dim", "n_codebooks", "structure",
-                 "n_quantizers", "residual_mode", "lookup", "sample_rate", "vocab_size", "block_size")
-#: Where a run folder keeps a model's weights, most preferred first (see :func:`resolve_weights`).
+#: Which checkpoint a run folder means, most preferred first (see :func:`resolve_weights`): the one
+#: rule of every command that takes a run folder (the codec's encode/decode/info/export and
+#: evaluate, the image scripts). ``best`` is the checkpoint validation scored best, the one an
+#: evaluation reports and an export should ship; ``latest`` serves a run that never validated.
 TAGS = ("best", "latest")
 
 
@@ -411,8 +409,94 @@ def _is_torch_package(path: Path) -> bool:
         name.endswith("data.pkl") for name in names)
 
 
+class NotWeightsError(CheckpointError):
+    """A readable file that is not a model weights file (no ``state_dict`` and metadata kwargs)."""
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, Any]:
+    """An audiotools weights file (``save(path, package=False)``), tensors only, checked for form.
+
+    Args:
+        path: the file.
+
+    Returns:
+        ``{"state_dict": {...}, "metadata": {"kwargs": {...}, ...}}``.
+
+    Raises:
+        UntrustedFileError, CheckpointError: see :func:`load_file`.
+        NotWeightsError: the file holds something else (one line naming it).
+    """
+    blob = load_file(path)
+    metadata = blob.get("metadata") if isinstance(blob, dict) else None
+    if not (isinstance(blob.get("state_dict") if isinstance(blob, dict) else None, dict)
+            and isinstance(metadata, dict) and isinstance(metadata.get("kwargs"), dict)):
+        error = NotWeightsError(f"{path} is not a model weights file (no state_dict and metadata kwargs)")
+        error.reason = "not a model weights file (no state_dict and metadata kwargs)"
+        raise error
+    return blob
+
+
+def state_mismatch(model: torch.nn.Module, state: dict[str, Any]) -> str:
+    """Why ``state`` does not fit ``model`` exactly, in one line ('' when it does).
+
+    Missing and unexpected keys and the first tensor of another shape are named before torch's
+    own (long, multi-line) message is needed.
+    """
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    parts = [f"{len(missing)} missing, e.g. {missing[0]}"] if missing else []
+    parts += [f"{len(unexpected)} unexpected, e.g. {unexpected[0]}"] if unexpected else []
+    if parts:
+        return "; ".join(parts)
+    for key, value in state.items():
+        expected = own[key]
+        if torch.is_tensor(expected) and (not torch.is_tensor(value) or value.shape != expected.shape):
+            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            return f"{key} has shape {shape}, the model {tuple(expected.shape)}"
+    return ""
+
+
+def build_model(cls: type, blob: dict[str, Any], path: str | os.PathLike, strict: bool = True,
+                **overrides: Any) -> Any:
+    """``cls`` built from the constructor arguments a weights file records, filled with its tensors.
+
+    Args:
+        cls: the model class (``DiVeQDAC``, ``dac.model.DAC``, ``VQVAE``, ...).
+        blob: what :func:`read_weights` returned.
+        path: the file, for messages.
+        strict: every tensor of the model must be in the file and vice versa.
+        **overrides: constructor arguments replacing the recorded ones.
+
+    Returns:
+        The model (train mode, as ``BaseModel.load``), with ``metadata`` set.
+
+    Raises:
+        CheckpointError: arguments the class rejects, or tensors that do not fit them (one line).
+    """
+    parameters = inspect.signature(cls).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    # audiotools records every argument it finds; a class with **options takes them all.
+    kwargs = {key: value for key, value in {**blob["metadata"]["kwargs"], **overrides}.items()
+              if takes_any or key in parameters}
+    try:
+        model = cls(**kwargs)
+        reason = state_mismatch(model, blob["state_dict"]) if strict else ""
+        if not reason:
+            model.load_state_dict(blob["state_dict"], strict=strict)
+    except Exception as exc:  # another class's or configuration's file: one line, not a traceback
+        reason = " ".join(str(exc).replace(f"for {cls.__name__}:", "").split())[:160]
+    if reason:
+        error = CheckpointError(f"{path} is not a {cls.__name__} weights file of a matching configuration "
+                                f"({reason})")
+        error.reason = reason  # without the file's name, for callers that name it
+        raise error
+    model.metadata = blob["metadata"]
+    return model
+
+
 def load_model(cls: type, path: str | os.PathLike, strict: bool = True, **overrides: Any) -> Any:
-    """An audiotools ``BaseModel`` subclass built from a weights file, safely.
+    """An audiotools ``BaseModel`` subclass built from a weights file, safely: the package's one
+    model loader (:func:`read_weights`, then :func:`build_model`).
 
     ``BaseModel.load`` first tries the file as a ``torch.package`` archive, whose unpickling
     imports and runs the code the archive carries; this reads tensors only and builds the model
@@ -430,27 +514,14 @@ def load_model(cls: type, path: str | os.PathLike, strict: bool = True, **overri
     Raises:
         CheckpointError: an unreadable, hostile or foreign file (one line naming it).
     """
-    blob = load_file(path)
-    metadata = blob.get("metadata") if isinstance(blob, dict) else None
-    if not (isinstance(blob.get("state_dict") if isinstance(blob, dict) else None, dict)
-            and isinstance(metadata, dict) and isinstance(metadata.get("kwargs"), dict)):
-        raise CheckpointError(f"{path} is not a model weights file (no state_dict and metadata kwargs); "
-                              f"expected a file written by {cls.__name__}.save(path, package=False)")
-    accepted = inspect.signature(cls).parameters
-    kwargs = {key: value for key, value in {**metadata["kwargs"], **overrides}.items() if key in accepted}
     try:
-        model = cls(**kwargs)
-        model.load_state_dict(blob["state_dict"], strict=strict)
-    except Exception as exc:  # another class's or configuration's file: one line, not a traceback
-        first = " ".join(str(exc).replace(f"for {cls.__name__}:", "").split())[:160]
-        raise CheckpointError(f"{path} is not a {cls.__name__} weights file of a matching configuration "
-                              f"({first})") from None
-    model.metadata = metadata
-    return model
+        blob = read_weights(path)
+    except NotWeightsError as exc:
+        raise NotWeightsError(f"{exc}; expected a file written by {cls.__name__}.save(path, package=False)") from None
+    return build_model(cls, blob, path, strict, **overrides)
 
 
-def load_weights(model: torch.nn.Module, path: str | os.PathLike,
-                 identity_keys: Sequence[str] = IDENTITY_KEYS) -> dict[str, Any]:
+def load_weights(model: torch.nn.Module, path: str | os.PathLike, identity_keys: Sequence[str]) -> dict[str, Any]:
     """Load an audiotools ``BaseModel`` weights file into ``model``.
 
     The identity keys are compared before any tensor is loaded, so a checkpoint of another
@@ -460,7 +531,9 @@ def load_weights(model: torch.nn.Module, path: str | os.PathLike,
     Args:
         model: the (unwrapped) model to fill.
         path: a ``weights.pth`` written by ``BaseModel.save(..., package=False)``.
-        identity_keys: constructor arguments that must agree, checked in this order.
+        identity_keys: constructor arguments that must agree, checked in this order (each track
+            declares its own: ``TrainLoop.identity_keys``); a key is checked only when the
+            checkpoint recorded it and the model has it.
 
     Returns:
         The file's metadata (``{"kwargs": ...}``).
@@ -514,11 +587,23 @@ class ResolvedWeights:
         model: the model folder name it sits in (``diveqdac``, ``vqvae``, ...), or None for a
             bare file outside a run checkpoint.
         run: the run folder (``save_path``) it belongs to; for a bare file, its folder.
+        tag: the checkpoint tag it was found under (``best``, ``latest``, ``10000``), or None.
+        step: the training step of that checkpoint (from its stored folder's name), or None.
     """
 
     path: Path
     model: Optional[str]
     run: Path
+    tag: Optional[str] = None
+    step: Optional[int] = None
+
+    def describe(self) -> str:
+        """One line for stderr: which weights a command uses, e.g. ``using runs/x/best/diveqdac/weights.pth
+        (checkpoint best of runs/x, step 1200)``."""
+        if self.tag is None:
+            return f"using {self.path} (a weights file outside a run checkpoint: step unknown)"
+        step = f"step {self.step}" if self.step is not None else "step unknown"
+        return f"using {self.path} (checkpoint {self.tag} of {self.run}, {step})"
 
 
 def resolve_weights(path: str | os.PathLike, models: Sequence[str], tags: Sequence[str] = TAGS,
@@ -561,8 +646,23 @@ def resolve_weights(path: str | os.PathLike, models: Sequence[str], tags: Sequen
 
 
 def _resolved(weights: Path) -> ResolvedWeights:
-    """A weights file in DAC's layout, ``<run>/<tag>/<model>/weights.pth``."""
-    return ResolvedWeights(weights, weights.parent.name, weights.parents[2])
+    """A weights file in DAC's layout, ``<run>/<tag>/<model>/weights.pth``, with its tag and step."""
+    tag_folder = weights.parents[1]
+    return ResolvedWeights(weights, weights.parent.name, weights.parents[2], tag_folder.name,
+                           _checkpoint_step(tag_folder))
+
+
+def _checkpoint_step(folder: Path) -> Optional[int]:
+    """The step of a checkpoint folder: from its stored name, else its ``trainer.pth`` (None: neither)."""
+    step = stored_step(folder)
+    if step is not None or not (folder / "trainer.pth").is_file():
+        return step
+    try:
+        state = load_file(folder / "trainer.pth")
+    except CheckpointError:
+        return None  # the weights may still be usable; the step is only reported
+    value = state.get("step") if isinstance(state, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # ----------------------------------------------------------------------------- internals

@@ -197,8 +197,9 @@ class TrainLoop:
 
     #: Validation score that selects the ``best`` checkpoint (lower is better).
     score_key: str = "loss"
-    #: Constructor arguments a resumed checkpoint must agree on (see :func:`checkpoint.load_weights`).
-    identity_keys: Sequence[str] = checkpoint.IDENTITY_KEYS
+    #: Constructor arguments a resumed checkpoint must agree on, in the order they are checked (see
+    #: :func:`checkpoint.load_weights`): each track declares its own models' keys.
+    identity_keys: Sequence[str] = ()
     #: Progress-bar label -> training scalar shown on log steps.
     progress_keys: dict[str, str] = {"loss": "loss"}
 

@@ -214,3 +214,12 @@ def test_start_up_summary_describes_the_codec_and_its_data(audio_folders, tmp_pa
     assert lines["discriminator"].endswith("M parameters")
     assert lines["data"] == "6 training files, excerpts of 0.2 s"
     assert _trainer(audio_folders, tmp_path / "plain").summary()["discriminator"].startswith("none")
+
+
+def test_the_codec_trainer_declares_identity_keys_its_model_has():
+    """The track declares what a resumed checkpoint must agree on; the training layer declares none."""
+    from dac_diveq.training.loop import TrainLoop
+
+    assert TrainLoop.identity_keys == () and not hasattr(checkpoint, "IDENTITY_KEYS")
+    model = DiVeQDAC(**TINY_DAC)
+    assert Trainer.identity_keys and all(hasattr(model, key) for key in Trainer.identity_keys)

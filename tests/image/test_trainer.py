@@ -205,3 +205,18 @@ def test_checkpoint_from_another_configuration_is_refused(change, key, data, tmp
     other = _vqvae_trainer(data, tmp_path, num_iters=2, valid_freq=2, **change)
     with pytest.raises(checkpoint.CheckpointError, match=key):
         other.resume()
+
+
+@pytest.mark.parametrize("trainer, models", [
+    (AutoencoderTrainer, lambda: [VQVAE(channels=8, res_channels=4, n_down=1, n_res_blocks=1, codebook_dim=4,
+                                        codebook_size=8),
+                                  VQGAN(ch=8, ch_mult=[1], num_res_blocks=1, attn_resolutions=[], z_channels=4,
+                                        embed_dim=4, codebook_size=8)]),
+    (PriorTrainer, lambda: [CodeGPT(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=8)]),
+])
+def test_each_image_trainer_declares_identity_keys_its_models_have(trainer, models):
+    """The track declares what a resumed checkpoint must agree on (the training layer names no
+    model's fields): every key is an attribute of one of its models, so none is a dead typo."""
+    assert trainer.identity_keys and not hasattr(checkpoint, "IDENTITY_KEYS")
+    built = models()
+    assert all(any(hasattr(model, key) for model in built) for key in trainer.identity_keys)

@@ -8,6 +8,10 @@ import torch
 from dac_diveq.training import checkpoint
 
 
+#: The identity keys a track would declare for :class:`Stage`.
+KEYS = ("method", "codebook_size")
+
+
 class Stage(torch.nn.Module):
     def __init__(self, method="diveq", codebook_size=4, dim=2):
         super().__init__()
@@ -41,10 +45,10 @@ def test_load_weights_names_the_first_identity_key_that_differs_before_loading(t
     before = other.codebook.detach().clone()
     # Both keys differ (and so do the tensor shapes): the message names method, the first key.
     with pytest.raises(checkpoint.CheckpointError, match="method='diveq' but the configuration says 'ste'"):
-        checkpoint.load_weights(other, path)
+        checkpoint.load_weights(other, path, KEYS)
     assert torch.equal(other.codebook, before)
     with pytest.raises(checkpoint.CheckpointError, match="codebook_size=4"):
-        checkpoint.load_weights(Stage("diveq", codebook_size=8), path)
+        checkpoint.load_weights(Stage("diveq", codebook_size=8), path, KEYS)
 
 
 def test_load_weights_loads_a_matching_checkpoint_and_refuses_foreign_files(tmp_path):
@@ -52,14 +56,14 @@ def test_load_weights_loads_a_matching_checkpoint_and_refuses_foreign_files(tmp_
     saved = Stage()
     saved.save(path)
     loaded = Stage()
-    assert checkpoint.load_weights(loaded, path) == {"kwargs": {"method": "diveq", "codebook_size": 4}}
+    assert checkpoint.load_weights(loaded, path, KEYS) == {"kwargs": {"method": "diveq", "codebook_size": 4}}
     assert torch.equal(loaded.codebook, saved.codebook)
     torch.save({"something": 1}, tmp_path / "other.pth")
     with pytest.raises(checkpoint.CheckpointError, match="not a model weights file"):
-        checkpoint.load_weights(loaded, tmp_path / "other.pth")
+        checkpoint.load_weights(loaded, tmp_path / "other.pth", KEYS)
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(checkpoint.CheckpointError, match="cannot read"):
-        checkpoint.load_weights(loaded, tmp_path / "broken.pth")
+        checkpoint.load_weights(loaded, tmp_path / "broken.pth", KEYS)
 
 
 def _run_folder(tmp_path, tags=("best", "latest"), model="diveqdac"):
@@ -79,7 +83,8 @@ def test_resolve_weights_in_a_run_folder_follows_the_tag_order(tmp_path):
 def test_resolve_weights_of_a_file_or_tag_folder_finds_the_run(tmp_path):
     run = _run_folder(tmp_path, tags=("10000",), model="vqgan")
     weights = run / "10000" / "vqgan" / "weights.pth"
-    assert checkpoint.resolve_weights(weights, ("vqvae", "vqgan")) == checkpoint.ResolvedWeights(weights, "vqgan", run)
+    assert checkpoint.resolve_weights(weights, ("vqvae", "vqgan")) == checkpoint.ResolvedWeights(
+        weights, "vqgan", run, "10000", None)
     assert checkpoint.resolve_weights(run / "10000", ("vqvae", "vqgan")).run == run
 
 

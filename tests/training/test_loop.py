@@ -42,6 +42,7 @@ class Points(torch.utils.data.Dataset):
 
 class ToyTrainer(TrainLoop):
     score_key = "mse"
+    identity_keys = ("method",)  # as each track declares its own
 
     def __init__(self, config: LoopConfig, method: str = "sgd", scores=None, signal_at: dict = None) -> None:
         super().__init__(config, Points(), torch.device("cpu"))
