@@ -291,3 +291,27 @@ def fake_daps_server(tmp_path, monkeypatch):
         corpus = dataclasses.replace(CORPORA["daps"], subsets={"all": archive})
         monkeypatch.setitem(CORPORA, "daps", corpus)
         yield namedtuple("Served", "server corpus archive data")(server, corpus, archive, data)
+
+
+def codec_run(root: Path, seeds_by_step: dict[int, int], best: Optional[int] = None) -> dict[int, Path]:
+    """A codec run folder as training leaves it: one checkpoint per step (``checkpoint.save``, the
+    trainer's own writer) of a :data:`TINY_DAC` ``DiVeQDAC`` seeded ``seeds_by_step[step]``; the
+    last step is ``latest``, ``best`` (when given) another step's.
+
+    Returns:
+        ``{step: the weights file of that step's model, saved outside the run}`` (to compare with).
+    """
+    import torch
+
+    from dac_diveq.codec.model import DiVeQDAC
+    from dac_diveq.training import checkpoint
+
+    files = {}
+    for step, seed in sorted(seeds_by_step.items()):
+        torch.manual_seed(seed)
+        model = DiVeQDAC(**TINY_DAC)
+        files[step] = root.parent / f"{root.name}_step{step}.pth"
+        model.save(str(files[step]), package=False)
+        checkpoint.save(root, ["latest", "best"] if step == best else ["latest"], {"diveqdac": (model, {})},
+                        {"step": step})
+    return files

@@ -38,7 +38,6 @@ from .codec_io import (
     one_line,
     read_audio,
     save_dac,
-    weights_file,
     write_wav,
 )
 from .model import WINDOW_S, parse_level
@@ -79,15 +78,55 @@ def _device(name: str) -> str:
     return name
 
 
+def _announce(model) -> None:
+    """Which weights a command uses (file, checkpoint tag, step): one line on stderr, said once the
+    arguments are checked (a usage error stays one line)."""
+    from tqdm import tqdm
+
+    tqdm.write(model.source.describe(), file=sys.stderr)
+
+
 def _model(weights_path: str, device: str):
+    """The model of ``--weights_path`` (a run folder: its best checkpoint, else latest) on ``device``."""
     if not weights_path:
-        raise UsageError("--weights_path", "required (a DiVeQDAC weights file or training folder)")
+        raise UsageError("--weights_path", "required (DiVeQDAC or stock DAC weights, or a training folder; "
+                                           "or DAC's --model_type/--model_bitrate of downloaded weights)")
     device = _device(device)
     try:
         model = load_model(Path(weights_path))
     except InputError as exc:
         raise UsageError(weights_path, str(exc)) from None
     return model.to(device)
+
+
+def dac_weights(model_type: str, model_bitrate: str = "8kbps", model_tag: str = "latest") -> str:
+    """The stock weights ``python -m dac download`` keeps for DAC's ``--model_type/--model_bitrate/
+    --model_tag``: its cache file, which must exist (this command never downloads).
+
+    Raises:
+        UsageError: an unknown model, or weights not downloaded yet (one line saying how).
+    """
+    from dac import utils as dac_utils
+
+    kind, bitrate, tag = model_type.lower(), model_bitrate.lower(), model_tag.lower()
+    if tag == "latest":
+        tag = dac_utils.__MODEL_LATEST_TAGS__.get((kind, bitrate), "")
+    if (kind, tag, bitrate) not in dac_utils.__MODEL_URLS__:
+        known = ", ".join(f"{t} {b}" for t, b in dac_utils.__MODEL_LATEST_TAGS__)
+        raise UsageError("--model_type", f"DAC has no {model_type} {model_bitrate} model (tag {model_tag}); "
+                                         f"known: {known}")
+    path = Path.home() / ".cache" / "descript" / "dac" / f"weights_{kind}_{bitrate}_{tag}.pth"
+    if not path.is_file():
+        raise UsageError("--model_type", f"{path} is not downloaded; run `python -m dac download --model_type "
+                                         f"{kind} --model_bitrate {bitrate}` first, or pass --weights_path")
+    return str(path)
+
+
+def _weights_path(weights_path: str, model_type: str, model_bitrate: str, model_tag: str) -> str:
+    """``--weights_path``, else DAC's ``--model_type`` spelling (DAC's rule: a path wins)."""
+    if weights_path or not model_type:
+        return weights_path
+    return dac_weights(model_type, model_bitrate, model_tag)
 
 
 def _kind_of(path: Path) -> str:
@@ -200,7 +239,8 @@ LONG_FILE_SECONDS = 60.0
 
 def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: Optional[int] = None,
            device: str = "auto", win_duration: float = WINDOW_S, verbose: bool = False, overwrite: bool = False,
-           packed: bool = False, loudness_db: str = "model") -> int:
+           packed: bool = False, loudness_db: str = "model", model_type: str = "", model_bitrate: str = "8kbps",
+           model_tag: str = "latest") -> int:
     """Encode an audio file, or every audio file under a folder, to ``.dac`` files.
 
     Each file is normalised to ``loudness_db`` before encoding (default: the level the model trained
@@ -220,12 +260,13 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
     except ValueError as exc:
         raise UsageError("--loudness_db", str(exc)) from None
     root, files = _inputs(input, AUDIO_EXTENSIONS, "encode", f"audio files ({', '.join(AUDIO_EXTENSIONS)})")
-    model = _model(weights_path, device)
+    model = _model(_weights_path(weights_path, model_type, model_bitrate, model_tag), device)
     if n_quantizers is not None and not 1 <= n_quantizers <= model.n_codebooks:
         raise UsageError("--n_quantizers", f"must be between 1 and {model.n_codebooks} for this model")
     window = math.ceil(win_duration * model.sample_rate / model.hop_length) * model.hop_length
     if model.get_output_length(window) <= 0:
         raise UsageError("--win_duration", f"{win_duration} s is shorter than the model's receptive field")
+    _announce(model)
 
     def process(src: Path, dst: Path) -> Done:
         audio, sample_rate = read_audio(src)
@@ -249,7 +290,8 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
 
 
 def decode(input: str, output: str = "", weights_path: str = "", device: str = "auto",
-           verbose: bool = False, strict: bool = False, overwrite: bool = False) -> int:
+           verbose: bool = False, strict: bool = False, overwrite: bool = False, model_type: str = "",
+           model_bitrate: str = "8kbps", model_tag: str = "latest") -> int:
     """Decode a ``.dac`` or ``.dacp`` file, or every such file under a folder, to wav files.
 
     A file whose recorded quantizer method differs from the weights' (same shapes, so it would
@@ -258,7 +300,8 @@ def decode(input: str, output: str = "", weights_path: str = "", device: str = "
     import torch
 
     root, files = _inputs(input, CODE_EXTENSIONS, "decode", ".dac or .dacp files (encode the audio first)")
-    model = _model(weights_path, device)
+    model = _model(_weights_path(weights_path, model_type, model_bitrate, model_tag), device)
+    _announce(model)
 
     def process(src: Path, dst: Path) -> Done:
         artifact, extra = load_dac(src)
@@ -286,8 +329,12 @@ def _num(value: float) -> str:
 def _describe_model(model, path: Path) -> list[str]:
     bits = math.log2(model.codebook_size)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    stock = getattr(model, "stock_dac", False)
     lines = [
         f"checkpoint: {path}",
+        "format: " + ("stock DAC weights (dac.model.DAC: `python -m dac download`, or `export --format dac`); "
+                      "its own quantizer, read as method ste with DAC's cosine lookup" if stock
+                      else "DiVeQDAC weights"),
         f"method: {model.method} (residual_mode {model.residual_mode}, lookup {model.lookup})",
         f"sample rate: {model.sample_rate} Hz",
         f"loudness: trained at {_num(model.loudness_db)} LUFS (encode normalises to it; --loudness_db overrides)",
@@ -322,6 +369,7 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
     if weights_path:
         model = _model(weights_path, "cpu")
         check_dac_matches(artifact, extra, model)
+        _announce(model)
         info = {"sample_rate": model.sample_rate, "hop_length": model.hop_length,
                 "codebook_size": model.codebook_size, "n_codebooks": model.n_codebooks, "method": model.method}
     if info is None:
@@ -349,7 +397,8 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
 
 
 def info(path: str, weights_path: str = "") -> int:
-    """Describe a checkpoint (weights file or training folder) or a ``.dac``/``.dacp`` file."""
+    """Describe weights (a DiVeQDAC or stock DAC weights file, or a training folder) or a
+    ``.dac``/``.dacp`` file."""
     target = Path(path)
     if not target.exists():
         raise UsageError(path, "no such file or directory")
@@ -360,7 +409,9 @@ def info(path: str, weights_path: str = "") -> int:
         if target.suffix.lower() in CODE_EXTENSIONS:
             lines = _describe_dac(target, weights_path)
         else:
-            lines = _describe_model(load_model(target), target)
+            model = load_model(target)
+            lines = _describe_model(model, target)
+            _announce(model)
     except InputError as exc:
         raise UsageError(path, str(exc)) from None
     print("\n".join(lines))
@@ -383,7 +434,7 @@ def export(weights: str, format: str = "dac", output: str = "", overwrite: bool 
         raise UsageError("--output", "required (the weights file for --format dac, the folder for --format hf)")
     target = Path(output)
     model = _model(weights, "cpu")
-    keep = [weights_file(Path(weights))]  # the file the model was read from: never replaced
+    keep = [model.source.path]  # the file the model was read from: never replaced
     try:
         if format == "dac":
             export_to_dac(model, target, overwrite=overwrite, keep=keep)
@@ -396,6 +447,7 @@ def export(weights: str, format: str = "dac", output: str = "", overwrite: bool 
         raise UsageError(weights, one_line(exc)) from None
     loader = ("dac.model.DAC.load(path) and `python -m dac decode --weights_path`" if format == "dac"
               else "transformers.DacModel.from_pretrained(path) and DacFeatureExtractor.from_pretrained(path)")
+    _announce(model)
     print(f"wrote {target} ({format}: {loader})")
     return 0
 
@@ -418,8 +470,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("input", help=f"{what} file, or a folder searched recursively")
         sub.add_argument("--output", default="", help="output folder (the input's folder tree is mirrored); "
                                                       "default: the current folder")
-        sub.add_argument("--weights_path", required=True,
-                         help="DiVeQDAC weights (DiVeQDAC.save(path, package=False)) or a training folder")
+        sub.add_argument("--weights_path", default="",
+                         help="DiVeQDAC weights (DiVeQDAC.save(path, package=False)), stock DAC weights, or a "
+                              "training folder (its best checkpoint, else latest; the one used is printed)")
+        sub.add_argument("--model_type", default="", help="instead of --weights_path, as `python -m dac`: DAC's "
+                                                          "downloaded weights of this type (44khz, 24khz, 16khz)")
+        sub.add_argument("--model_bitrate", default="8kbps", help="with --model_type: 8kbps (default) or 16kbps")
+        sub.add_argument("--model_tag", default="latest", help="with --model_type: DAC's release tag (default latest)")
         sub.add_argument("--device", default="auto", help="cpu, cuda or auto (cuda when available; default)")
         sub.add_argument("--verbose", action="store_true", help="progress bars for files and chunks, also when not "
                                                                  "on a terminal (on one: for folders and long files)")
@@ -443,12 +500,14 @@ def build_parser() -> argparse.ArgumentParser:
     dec.add_argument("--strict", action="store_true",
                      help="refuse a .dac file encoded by a model of another quantizer method (default: warn)")
     inf = commands.add_parser("info", allow_abbrev=False, help="describe a checkpoint or a .dac/.dacp file")
-    inf.add_argument("path", help="weights file, training folder (save_path) or .dac/.dacp file")
+    inf.add_argument("path", help="weights file (DiVeQDAC or stock DAC), training folder (save_path; its best "
+                                  "checkpoint, else latest) or .dac/.dacp file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
                                                          "its bitrate if the file does not name it")
     exp = commands.add_parser("export", allow_abbrev=False,
                               help="a checkpoint as stock DAC weights or a Hugging Face folder")
-    exp.add_argument("weights", help="DiVeQDAC weights file or training folder (save_path)")
+    exp.add_argument("weights", help="DiVeQDAC weights file or training folder (save_path; its best checkpoint, "
+                                     "else latest)")
     exp.add_argument("--format", choices=EXPORT_FORMATS, default="dac",
                      help="dac: a dac.model.DAC weights file; hf: a transformers DacModel folder (default dac)")
     exp.add_argument("--output", required=True, help="the weights file (dac) or folder (hf) to write")

@@ -7,7 +7,6 @@ unpickling arbitrary objects (DAC's own ``DACFile.load`` uses ``allow_pickle=Tru
 """
 from __future__ import annotations
 
-import math
 import numbers
 import os
 import pickle
@@ -22,7 +21,7 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 from .bitpack import bits_per_code, pack_codes, unpack_codes
-from .framing import stock_decodable_frames
+from .framing import decoder_length, stock_decodable_frames
 from .model import GENERATOR, DiVeQDAC
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
@@ -139,75 +138,80 @@ def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
 # ----------------------------------------------------------------------------- weights
 
 
-def weights_file(path: Path) -> Path:
-    """The file :func:`load_model` reads for ``path``: ``path`` itself, or the generator of a
-    training folder's latest checkpoint.
+def find_weights(path: Path) -> checkpoint.ResolvedWeights:
+    """The weights ``path`` means, by the package's one rule (:data:`checkpoint.TAGS`): a weights
+    file itself, or a run folder's ``best`` generator, else its ``latest``.
 
     Raises:
         InputError: no weights file there (one line).
     """
     try:
-        return checkpoint.resolve_weights(path, (GENERATOR,), tags=("latest",)).path
+        return checkpoint.resolve_weights(path, (GENERATOR,))
     except FileNotFoundError as exc:
         raise InputError(str(exc)) from None
 
 
-def load_model(path: Path):
-    """The :class:`DiVeQDAC` of a weights file written by ``DiVeQDAC.save(path, package=False)``
-    (or the training folder holding one), in eval mode on the CPU.
+def weights_file(path: Path) -> Path:
+    """The file :func:`load_model` reads for ``path`` (see :func:`find_weights`)."""
+    return find_weights(path).path
 
-    Unlike ``BaseModel.load`` this loads tensors only (``weights_only``; never a ``torch.package``
-    archive, whose unpickling runs the code it carries) and requires every
-    weight to match the configuration (``strict``): a checkpoint of another class or
-    configuration is an error, not a half-initialised model.
+
+def load_model(path: Path):
+    """The codec of a weights file or run folder (:func:`find_weights`), in eval mode on the CPU.
+
+    A :class:`DiVeQDAC` file (``DiVeQDAC.save(path, package=False)``) gives that model; a stock
+    ``dac.model.DAC`` file (``python -m dac download``, ``export --format dac``) gives a
+    :class:`DiVeQDAC` with its weights and DAC's own quantizer (``ste``, DAC's cosine lookup:
+    the codes stock DAC writes). Tensors only (``weights_only``; never a ``torch.package``
+    archive, whose unpickling runs the code it carries), and every weight must match the
+    configuration the file records (``strict``).
+
+    Args:
+        path: a weights file, a run folder or a tag folder.
+
+    Returns:
+        The model; its ``source`` is the :class:`~dac_diveq.training.checkpoint.ResolvedWeights`
+        it came from (``source.describe()``: the line commands print).
+
+    Raises:
+        InputError: no weights there, or a file that is not a DiVeQDAC or DAC weights file (one line).
     """
-    path = weights_file(path)
+    found = find_weights(path)
+    model = load_weights_file(found.path)
+    model.source = found
+    return model
+
+
+def load_weights_file(path: Path):
+    """:func:`load_model` of one weights file (no run folder resolution, nothing printed)."""
+    from dac.model.dac import DAC
+
+    from .register import from_dac
+
     try:
-        data = checkpoint.load_file(path)
+        blob = checkpoint.read_weights(path)
     except checkpoint.UntrustedFileError as exc:
         raise InputError(f"refusing to load it: {exc.reason}") from None
+    except checkpoint.NotWeightsError as exc:
+        raise InputError(exc.reason) from None
     except checkpoint.CheckpointError as exc:
         raise InputError(f"cannot read weights ({exc.reason}); expected a file written by "
-                         "DiVeQDAC.save(path, package=False)") from None
-    if not (isinstance(data, dict) and isinstance(data.get("state_dict"), dict)
-            and isinstance(data.get("metadata"), dict) and isinstance(data["metadata"].get("kwargs"), dict)):
-        raise InputError("not a model weights file (no state_dict and metadata kwargs)")
-    kwargs = dict(data["metadata"]["kwargs"])
-    if "method" not in kwargs:
-        raise InputError("not a DiVeQDAC checkpoint (no quantizer method in its kwargs; "
-                         "a stock DAC checkpoint is read by `python -m dac`)")
-    try:
-        model = DiVeQDAC(**kwargs)
-    except Exception as exc:
-        raise InputError(f"not a DiVeQDAC checkpoint (its kwargs are rejected: {one_line(exc)})") from None
-    result = _load_state(model, data["state_dict"])
-    if result:
-        raise InputError(f"weights do not match the DiVeQDAC configuration stored with them ({result})")
-    model.metadata = data["metadata"]
+                         "DiVeQDAC.save(path, package=False) or a stock DAC weights file") from None
+    if "method" in blob["metadata"]["kwargs"]:
+        model = _build(DiVeQDAC, blob, path)
+    else:  # DAC's own quantizer, read as the STE it was trained with: the same codes
+        model = from_dac(_build(DAC, blob, path), method="ste")
+        model.metadata, model.stock_dac = blob["metadata"], True
     return model.eval()
 
 
-def _load_state(model: torch.nn.Module, state: dict) -> str:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    if missing or unexpected:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
-        return "; ".join(parts)
-    for key, value in state.items():
-        expected = own[key]
-        if torch.is_tensor(expected) and (not torch.is_tensor(value) or value.shape != expected.shape):
-            shape = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            return f"{key} has shape {shape}, the model {tuple(expected.shape)}"
+def _build(cls: type, blob: dict, path: Path):
+    """:func:`checkpoint.build_model`, its one-line error as an :class:`InputError` naming the class."""
     try:
-        model.load_state_dict(state, strict=True)
-    except Exception as exc:  # e.g. a codebook's maintenance state of another form
-        return one_line(exc)[:200]
-    return ""
+        return checkpoint.build_model(cls, blob, path)
+    except checkpoint.CheckpointError as exc:
+        kind = "DiVeQDAC" if cls is DiVeQDAC else "DiVeQDAC or stock DAC"
+        raise InputError(f"not a {kind} weights file of a matching configuration ({exc.reason})") from None
 
 
 def model_description(model) -> dict:
@@ -389,19 +393,6 @@ def method_mismatch(extra: Optional[dict], model) -> str:
             "another model's codebooks")
 
 
-def decoder_output_length(model, frames: int) -> int:
-    """Samples the decoder returns for ``frames`` code frames without padding (chunked mode)."""
-    length = frames
-    for layer in model.decoder.modules():
-        if isinstance(layer, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
-            d, k, s = layer.dilation[0], layer.kernel_size[0], layer.stride[0]
-            if isinstance(layer, torch.nn.Conv1d):
-                length = math.floor((length - d * (k - 1) - 1) / s + 1)
-            else:
-                length = (length - 1) * s + d * (k - 1) + 1
-    return length
-
-
 def check_dac_matches(dac_file: DACFile, extra: Optional[dict], model) -> None:
     """Raise :class:`InputError` unless ``model`` can decode ``dac_file``: same model description
     when the file has one, codes within the codebooks, and as many frames as the length needs."""
@@ -424,7 +415,7 @@ def check_dac_matches(dac_file: DACFile, extra: Optional[dict], model) -> None:
         expected = stock_decodable_frames(model, dac_file.original_length, dac_file.sample_rate)
         accepted = {-(-samples // model.hop_length), expected}
     else:
-        per_chunk = decoder_output_length(model, dac_file.chunk_length)
+        per_chunk = decoder_length(model, dac_file.chunk_length, padded=False)
         expected = dac_file.chunk_length * -(-samples // per_chunk) if per_chunk > 0 else -1
         accepted = {expected}
     if frames not in accepted:

@@ -28,8 +28,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from ..report.eval_io import EvalError, new_summary, read_seed, write_outputs
-from ..training import checkpoint
-from .model import GENERATOR, WINDOW_S, parse_level
+from .model import WINDOW_S, parse_level
 
 ROW_KEYS = ["file", "n_quantizers", "bitrate_kbps"]
 
@@ -238,7 +237,8 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test", output: st
     """Score a DiVeQDAC checkpoint over its bitrate ladder.
 
     Args:
-        weights_path: DiVeQDAC weights.pth, or a run folder (uses <run>/best/diveqdac/weights.pth).
+        weights_path: DiVeQDAC (or stock DAC) weights.pth, or a run folder: its best checkpoint, else
+            latest (the rule of every command; the one used is printed).
         input: folder of reference audio.
         output: output folder (default <run>/eval).
         ladder: n_quantizers to evaluate, e.g. "1 4 12" (default 1..N).
@@ -271,15 +271,16 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test", output: st
         raise EvalError(f"--loudness_db: {exc}") from None
     if not (win_duration > 0 and np.isfinite(win_duration)):
         raise EvalError(f"--win_duration: must be a positive number of seconds, got {win_duration}")
-    try:  # a weights file, or a run folder's best (else latest) generator
-        found = checkpoint.resolve_weights(weights_path, (GENERATOR,))
-    except FileNotFoundError as exc:
+    try:  # a weights file, or a run folder's best (else latest) generator: the CLI's rule
+        found = codec_io.find_weights(Path(weights_path))
+    except codec_io.InputError as exc:
         raise EvalError(f"{weights_path}: {exc}") from None
     weights, run = found.path, found.run
     try:
-        model = codec_io.load_model(weights)
+        model = codec_io.load_weights_file(weights)
     except codec_io.InputError as exc:
         raise EvalError(f"{weights}: {exc}") from None
+    print(found.describe(), file=sys.stderr)
     read_seed(weights)  # refuses a trainer.pth beside the weights that would run code, before any work
     device = _device(device)
     model = model.to(device).eval()

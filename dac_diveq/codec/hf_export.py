@@ -23,6 +23,7 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
+from ..training.checkpoint import default_file_mode
 from .export import OutputError, same_file
 from .model import DiVeQDAC
 
@@ -225,6 +226,8 @@ def export_to_hf(model: DiVeQDAC, folder: str | os.PathLike, overwrite: bool = F
     try:
         hf_model.eval().save_pretrained(staging, safe_serialization=True)
         extractor.save_pretrained(staging)
+        for path in staging.iterdir():  # safetensors writes its file 0600: the umask's rule instead
+            os.chmod(path, default_file_mode())
         if into:
             names = sorted(path.name for path in staging.iterdir())
             check_hf_output(folder, overwrite, keep, names)  # what save_pretrained wrote, checked again

@@ -13,7 +13,7 @@ import torch
 from dac_diveq.codec.cli import main
 from dac_diveq.codec.codec_io import MODEL_KEY
 from dac_diveq.codec.model import DiVeQDAC
-from tests.conftest import TINY_DAC, run_python
+from tests.conftest import TINY_DAC, codec_run, run_python
 
 
 
@@ -44,12 +44,14 @@ def run_cli(*args):
     return run_python(["-m", "dac_diveq", *args], timeout=120)
 
 
-SUMMARY = re.compile(r"^(en|de)coded \d+ files?\b")
+SUMMARY = re.compile(r"^(en|de)coded \d+ files?\b|^using .+ \((checkpoint \S+ of |a weights file outside)")
 
 
 def cli(capsys, *args, summary=False):
     """``main`` in process: (exit status, stdout, stderr lines). encode/decode end with a summary
-    line (:func:`test_summary_line_and_overwrite_policy` checks it), left out unless ``summary``."""
+    line (:func:`test_summary_line_and_overwrite_policy` checks it) and every command says which
+    weights it used (:func:`test_a_run_folder_means_its_best_checkpoint_for_every_command`): both
+    left out unless ``summary``."""
     status = main([str(a) for a in args])
     out, err = capsys.readouterr()
     lines = [line for line in err.splitlines() if line.strip()]
@@ -262,8 +264,8 @@ def test_bad_dac_files_are_rejected_in_one_line_without_output(tmp_path, weights
     ("missing", "no such file"),
     ("corrupt", "cannot read weights"),
     ("folder_without_weights", "no weights file in this folder"),
-    ("stock_dac", "not a DiVeQDAC checkpoint"),
-    ("other_config", "weights do not match"),
+    ("image_model", "not a DiVeQDAC weights file of a matching configuration (310 missing, e.g. "),
+    ("other_config", "not a DiVeQDAC weights file of a matching configuration (8 unexpected, e.g. "),
 ])
 def test_bad_weights_are_rejected_in_one_line(tmp_path, weights, capsys, case, reason):
     path = tmp_path / "w.pth"
@@ -272,8 +274,11 @@ def test_bad_weights_are_rejected_in_one_line(tmp_path, weights, capsys, case, r
     elif case == "folder_without_weights":
         path = tmp_path / "run"
         path.mkdir()
-    elif case == "stock_dac":
-        dac.model.DAC(**TINY_DAC).save(str(path), package=False)
+    elif case == "image_model":  # a quantizer method, but not the codec's (stock DAC weights are accepted)
+        from dac_diveq.image import VQVAE
+
+        VQVAE(channels=8, res_channels=4, n_down=1, n_res_blocks=1, codebook_dim=4, codebook_size=8).save(
+            str(path), package=False)
     elif case == "other_config":  # a 4-codebook state dict under this 3-codebook configuration
         data = torch.load(weights, weights_only=True)
         data["state_dict"] = DiVeQDAC(**{**TINY_DAC, "n_codebooks": 4}).state_dict()
@@ -290,6 +295,7 @@ def test_folder_with_a_bad_file_encodes_the_others_and_fails_at_the_end(tmp_path
     (src / "sub" / "bad.wav").write_bytes(b"RIFF....WAVEjunk")
     (src / "notes.txt").write_text("ignored")
     status, _, err = cli(capsys, "encode", src, "--output", tmp_path / "out", "--weights_path", weights, summary=True)
+    assert err.pop(0).startswith(f"using {weights} ")
     assert status == 1 and len(err) == 2
     assert err[0].startswith(f"error: {src / 'sub' / 'bad.wav'}: ")
     assert err[1].startswith("encoded 2 files, 2.0 s of audio in ") and err[1].endswith("; 1 failed")
@@ -422,3 +428,79 @@ def test_encode_decode_is_the_forward_pass_at_the_training_level(tmp_path, capsy
     status, _, err = cli(capsys, "encode", clip, "--output", tmp_path / "c2", "--weights_path", path,
                          "--loudness_db", "loud")
     assert status == 2 and len(err) == 1 and "--loudness_db" in err[0]
+
+
+def using_lines(capsys_err_lines):
+    return [line for line in capsys_err_lines if line.startswith("using ")]
+
+
+def test_a_run_folder_means_its_best_checkpoint_for_every_command(tmp_path, capsys):
+    """encode, decode, info and export read a run folder's best checkpoint (else latest), as
+    scripts/evaluate.py does, and each says which file and step in one stderr line."""
+    run = tmp_path / "run"
+    files = codec_run(run, {2: 0, 4: 1}, best=2)
+    line = f"using {run / 'best' / 'diveqdac' / 'weights.pth'} (checkpoint best of {run}, step 2)"
+    wav = write(tmp_path / "x.wav", 0.7)
+    commands = [("encode", wav, "--output", tmp_path / "codes", "--weights_path", run),
+                ("decode", tmp_path / "codes" / "x.dac", "--output", tmp_path / "wav", "--weights_path", run),
+                ("info", run), ("info", tmp_path / "codes" / "x.dac", "--weights_path", run),
+                ("export", run, "--output", tmp_path / "stock.pth")]
+    for args in commands:
+        status, _, err = cli(capsys, *args, summary=True)
+        assert status == 0 and using_lines(err) == [line], (args, err)
+    # The codes are those of best's weights, not latest's.
+    assert cli(capsys, "encode", wav, "--output", tmp_path / "from_best", "--weights_path", files[2])[0] == 0
+    assert cli(capsys, "encode", wav, "--output", tmp_path / "from_latest", "--weights_path", files[4])[0] == 0
+    codes = load_codes(tmp_path / "codes" / "x.dac")["codes"]
+    assert np.array_equal(codes, load_codes(tmp_path / "from_best" / "x.dac")["codes"])
+    assert not np.array_equal(codes, load_codes(tmp_path / "from_latest" / "x.dac")["codes"])
+
+
+def test_stock_dac_weights_are_described_and_encode_to_dacs_codes(tmp_path, weights, capsys):
+    from audiotools import AudioSignal
+
+    from dac_diveq.codec.codec_io import load_dac
+
+    torch.manual_seed(3)
+    stock = dac.model.DAC(**TINY_DAC).eval()
+    stock.save(str(tmp_path / "stock.pth"), package=False)
+    assert cli(capsys, "export", weights, "--output", tmp_path / "ours_as_dac.pth")[0] == 0
+    for path in (tmp_path / "stock.pth", tmp_path / "ours_as_dac.pth"):
+        status, out, err = cli(capsys, "info", path)
+        assert status == 0 and not err
+        assert "format: stock DAC weights (dac.model.DAC" in out and "codebooks: 3 x 64" in out
+    wav = write(tmp_path / "x.wav", 0.71)  # 35.5 frames: not a length stock DAC's decoder falls short of
+    status, _, err = cli(capsys, "encode", wav, "--output", tmp_path / "codes", "--weights_path", tmp_path / "stock.pth")
+    assert status == 0 and not err
+    with torch.no_grad():
+        theirs = stock.compress(AudioSignal(str(wav)), win_duration=5.0)
+    assert torch.equal(load_dac(tmp_path / "codes" / "x.dac")[0].codes, theirs.codes)
+    assert cli(capsys, "decode", tmp_path / "codes", "--output", tmp_path / "wav",
+               "--weights_path", tmp_path / "stock.pth")[0] == 0
+    assert sf.info(str(tmp_path / "wav" / "x.wav")).frames == 11360
+
+
+def test_dacs_model_type_spelling_reads_dacs_downloaded_weights(tmp_path, capsys, monkeypatch):
+    """``--model_type/--model_bitrate/--model_tag`` name the file ``python -m dac download`` keeps;
+    this CLI never downloads: a missing one is one line saying how to get it."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    wav = write(tmp_path / "x.wav", 0.7)
+    args = ("encode", wav, "--output", tmp_path / "codes", "--model_type", "16khz")
+    cache = tmp_path / "home" / ".cache" / "descript" / "dac" / "weights_16khz_8kbps_0.0.5.pth"
+    status, _, err = cli(capsys, *args)
+    assert status == 2 and err == [f"error: --model_type: {cache} is not downloaded; run `python -m dac download "
+                                   "--model_type 16khz --model_bitrate 8kbps` first, or pass --weights_path"]
+    cache.parent.mkdir(parents=True)
+    dac.model.DAC(**TINY_DAC).save(str(cache), package=False)
+    status, _, err = cli(capsys, *args, summary=True)
+    assert status == 0 and err[0].startswith(f"using {cache} ")
+    status, _, err = cli(capsys, "encode", wav, "--model_type", "44khz", "--model_bitrate", "4kbps")
+    assert status == 2 and len(err) == 1 and "DAC has no 44khz 4kbps model" in err[0]
+    status, _, err = cli(capsys, "encode", wav, "--output", tmp_path / "o")
+    assert status == 2 and err[0].startswith("error: --weights_path: required (") and "--model_type" in err[0]
+
+
+def test_an_unknown_option_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["encode", str(tmp_path / "x.wav"), "--model_typ", "16khz"])
+    assert exited.value.code == 2 and "unrecognized arguments: --model_typ 16khz" in capsys.readouterr().err

@@ -4,6 +4,7 @@ export's files in the folder (a user's files, a run's checkpoints stay); the inp
 replaced, whatever the flags."""
 import json
 import os
+import stat
 
 import pytest
 
@@ -123,3 +124,16 @@ def test_dac_onto_an_existing_file_needs_overwrite(tmp_path, weights, capsys):
     assert other.read_bytes() == b"old"
     assert main(["export", str(weights), "--format", "dac", "--output", str(other), "--overwrite"]) == 0
     assert other.read_bytes() != b"old"
+
+
+def test_hf_export_folder_and_files_follow_the_umask(tmp_path, weights, capsys):
+    """A new export folder is 0755 and its files 0644 under umask 022 (mkdtemp's 0700 staging and
+    safetensors' 0600 file are not what a user asked for)."""
+    previous = os.umask(0o022)
+    try:
+        assert main(["export", str(weights), "--format", "hf", "--output", str(tmp_path / "hf")]) == 0
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / "hf").stat().st_mode) == 0o755
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "hf").iterdir()} == {
+        "config.json": 0o644, "model.safetensors": 0o644, "preprocessor_config.json": 0o644}

@@ -66,6 +66,8 @@ def test_evaluate_writes_rows_summary_and_reports_corrupt_file(setup):
                 "--workers", 2)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "corrupt.wav" in proc.stderr
+    # A run folder means its best checkpoint (the CLI's rule), and the weights used are said.
+    assert f"using {weights} (checkpoint best of {tmp / 'run'}, step unknown)" in proc.stderr.splitlines()
     rows = list(csv.DictReader(open(out / "per_file.csv")))
     assert len(rows) == 2 * 3
     assert {(r["file"], int(r["n_quantizers"])) for r in rows} == {(f, n) for f in ("a7.wav", "a9.wav")
