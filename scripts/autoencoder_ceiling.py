@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     except codec_io.InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
     model.eval()
     level = model.level(requested)
     rows = []

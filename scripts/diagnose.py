@@ -39,6 +39,7 @@ def main(argv=None) -> int:
         except codec_io.InputError as exc:
             print(f"error: {args.weights_path}: {exc}", file=sys.stderr)
             return 2
+        print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
         rows, order = diagnostics.diagnose(model.eval(), files, level=args.loudness_db), diagnostics.HYBRIDS
     else:
         rows = []

@@ -45,6 +45,7 @@ def main(argv=None) -> int:
     except (config.ConfigError, codec_io.InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
     files = sorted(Path(args.input).glob("*.wav"))[:args.excerpts]
     if not files:
         print(f"error: no .wav files in {args.input}", file=sys.stderr)
