@@ -109,10 +109,12 @@ def dac_weights(model_type: str, model_bitrate: str = "8kbps", model_tag: str = 
     from dac import utils as dac_utils
 
     kind, bitrate, tag = model_type.lower(), model_bitrate.lower(), model_tag.lower()
+    # DAC's own tables of released models (what its download command reads).
+    latest, urls = (getattr(dac_utils, name, {}) for name in ("__MODEL_LATEST_TAGS__", "__MODEL_URLS__"))
     if tag == "latest":
-        tag = dac_utils.__MODEL_LATEST_TAGS__.get((kind, bitrate), "")
-    if (kind, tag, bitrate) not in dac_utils.__MODEL_URLS__:
-        known = ", ".join(f"{t} {b}" for t, b in dac_utils.__MODEL_LATEST_TAGS__)
+        tag = latest.get((kind, bitrate), "")
+    if (kind, tag, bitrate) not in urls:
+        known = ", ".join(f"{t} {b}" for t, b in latest)
         raise UsageError("--model_type", f"DAC has no {model_type} {model_bitrate} model (tag {model_tag}); "
                                          f"known: {known}")
     path = Path.home() / ".cache" / "descript" / "dac" / f"weights_{kind}_{bitrate}_{tag}.pth"

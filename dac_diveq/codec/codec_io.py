@@ -151,11 +151,6 @@ def find_weights(path: Path) -> checkpoint.ResolvedWeights:
         raise InputError(str(exc)) from None
 
 
-def weights_file(path: Path) -> Path:
-    """The file :func:`load_model` reads for ``path`` (see :func:`find_weights`)."""
-    return find_weights(path).path
-
-
 def load_model(path: Path):
     """The codec of a weights file or run folder (:func:`find_weights`), in eval mode on the CPU.
 
@@ -183,7 +178,18 @@ def load_model(path: Path):
 
 
 def load_weights_file(path: Path):
-    """:func:`load_model` of one weights file (no run folder resolution, nothing printed)."""
+    """:func:`load_model` of one weights file (no run folder resolution).
+
+    Args:
+        path: a DiVeQDAC or stock DAC weights file.
+
+    Returns:
+        The :class:`DiVeQDAC` in eval mode; for stock DAC weights ``stock_dac`` is True.
+
+    Raises:
+        InputError: unreadable, hostile or foreign file, or weights that do not fit the
+            configuration the file records (one line, without the file's name).
+    """
     from dac.model.dac import DAC
 
     from .register import from_dac
