@@ -42,6 +42,7 @@ from pathlib import Path
 
 from common import METHOD_CONF, ROOT, finished, run, run_side_by_side, write_commands
 
+from dac_diveq.errors import ConfigError
 from dac_diveq.report.tensorboard import CURVES_FILE, training_curves, write_curves
 
 #: Curves kept with an evaluation (what reports plot and what the next sitting compares against).
@@ -89,7 +90,7 @@ INIT_PROTOCOLS = {"package": [], "warmup": ["--DiVeQDAC.skip_iters", "200", "--D
 EVAL_SETS = ("dev", "test")
 
 
-class RecipeError(ValueError):
+class RecipeError(ConfigError):
     """A command-line choice the recipe refuses (one line, exit status 2)."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from dac_diveq import errors
 from dac_diveq.codec import codec_io
 from dac_diveq.metrics import speech
 
@@ -34,24 +35,24 @@ def main(argv=None) -> int:
                                                                     "the dev set; the test set is for reports)")
     parser.add_argument("--loudness_db", default="model",
                         help="level the input is normalised to: model (the training level; default), LUFS or raw")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = parser.parse_args(argv)
     from audiotools import AudioSignal
 
     from dac_diveq.codec.model import parse_level
     try:
         requested = parse_level(args.loudness_db)
-    except ValueError as exc:
-        print(f"error: --loudness_db: {exc}", file=sys.stderr)
-        return 2
+    except errors.ConfigError as exc:
+        return errors.report(errors.ConfigError(f"--loudness_db: {exc}"), debug)
     files = sorted(Path(args.input).glob("*.wav"))
     if not files:
         print(f"error: no .wav files in {args.input}", file=sys.stderr)
         return 2
     try:
         model = codec_io.load_model(Path(args.weights_path))
-    except codec_io.InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
     print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
     model.eval()
     level = model.level(requested)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dac_diveq import errors
 from dac_diveq.codec import codec_io, diagnostics
 from dac_diveq.metrics import speech
 
@@ -28,6 +29,8 @@ def main(argv=None) -> int:
     parser.add_argument("--input", default="data/speech/dev", help="folder of reference .wav files")
     parser.add_argument("--output", default="", help="CSV of every file and signal")
     parser.add_argument("--loudness_db", default="model", help="level for compress: model, LUFS or raw")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = parser.parse_args(argv)
     files = sorted(Path(args.input).glob("*.wav"))
     if not files:
@@ -36,9 +39,8 @@ def main(argv=None) -> int:
     if args.weights_path:
         try:
             model = codec_io.load_model(Path(args.weights_path))
-        except codec_io.InputError as exc:
-            print(f"error: {args.weights_path}: {exc}", file=sys.stderr)
-            return 2
+        except errors.UserError as exc:
+            return errors.report(errors.UserError(f"{args.weights_path}: {exc}"), debug)
         print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
         rows, order = diagnostics.diagnose(model.eval(), files, level=args.loudness_db), diagnostics.HYBRIDS
     else:

@@ -17,7 +17,7 @@ import warnings
 import argbind
 
 from dac_diveq.codec import evaluate as codec_evaluate
-from dac_diveq.report.eval_io import EvalError
+from dac_diveq import errors
 from dac_diveq.training import config
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -51,13 +51,14 @@ def _normalise_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     try:
-        args = config.parse_args(_normalise_argv(list(sys.argv[1:] if argv is None else argv)))
+        args = config.parse_args(_normalise_argv(argv))
         with argbind.scope(args):
             return evaluate()
-    except (EvalError, config.ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
 
 
 if __name__ == "__main__":

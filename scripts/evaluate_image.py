@@ -15,20 +15,21 @@ import sys
 import argbind
 
 from dac_diveq.image import evaluate as image_evaluate
-from dac_diveq.report.eval_io import EvalError
+from dac_diveq import errors
 from dac_diveq.training import config
 
 evaluate = argbind.bind(image_evaluate.evaluate, without_prefix=True)
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     try:
         args = config.parse_args(argv)
         with argbind.scope(args):
             return evaluate()
-    except (EvalError, config.ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import torch
 from audiotools import AudioSignal
 from dac.nn import loss as dac_losses
 
+from dac_diveq import errors
 from dac_diveq.codec import codec_io
 from dac_diveq.codec.losses import CompressedSpectralLoss, gradient_norms
 from dac_diveq.training import config
@@ -38,13 +39,14 @@ def main(argv=None) -> int:
     parser.add_argument("--input", default="data/speech/dev", help="reference .wav files (default: the dev set)")
     parser.add_argument("--excerpts", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=0.5)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = parser.parse_args(argv)
     try:
         conf = config.load_yml(args.conf)
         model = codec_io.load_model(Path(args.weights_path)).eval()
-    except (config.ConfigError, codec_io.InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
     print(model.source.describe(), file=sys.stderr)  # a run folder: best, else latest
     files = sorted(Path(args.input).glob("*.wav"))[:args.excerpts]
     if not files:

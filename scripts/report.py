@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from dac_diveq import errors
 from dac_diveq.report.document import ReportOptions, write_report
 from dac_diveq.report.markdown import portable_command
-from dac_diveq.training.checkpoint import CheckpointError
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
@@ -67,13 +67,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         different domains, bad --commands, a run's trainer.pth that would run code).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     options, print_headline = parse_args(argv)
     try:
         command = portable_command(shlex.join([sys.executable, "scripts/report.py", *argv]), Path.cwd())
         readme, headline = write_report(options, command)
-    except (ValueError, FileNotFoundError, FileExistsError, CheckpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except errors.UserError as error:
+        return errors.report(error, debug)
     if print_headline:
         print(headline)
     print(f"wrote {readme}")

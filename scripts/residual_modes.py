@@ -20,6 +20,7 @@ from pathlib import Path
 import soundfile as sf
 import torch
 
+from dac_diveq import errors
 from dac_diveq.codec import codec_io
 from dac_diveq.codec.dac_layers import ResidualVectorQuantize
 from dac_diveq.quantize.residual import residual_modes_of
@@ -75,12 +76,13 @@ def main(argv=None) -> int:
     parser.add_argument("--method", choices=("diveq", "sf_diveq"), default="diveq",
                         help="the method of the random-weight quantizer (a run brings its own)")
     parser.add_argument("--draws", type=int, default=16, help="training passes per input (noise draws)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = parser.parse_args(argv)
     try:
         latents, quantizer = latents_and_quantizer(args.weights_path, args.input, args.method)
-    except codec_io.InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
     if quantizer.method not in ("diveq", "sf_diveq"):
         print(f"error: the run's method is {quantizer.method}; the residual modes differ for diveq and sf_diveq only",
               file=sys.stderr)

@@ -15,7 +15,6 @@ from audiotools.data.datasets import AudioDataset, AudioLoader
 from dac.model.discriminator import Discriminator
 from dac.nn import loss as dac_losses
 
-import dac_diveq.codec  # noqa: F401  (patches audiotools for this torchaudio)
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.losses import CompressedSpectralLoss
 from dac_diveq.codec.finetune import conf_quantizer_config, explicit_keys, load_stock_discriminator
@@ -23,6 +22,7 @@ from dac_diveq.codec.finetune import start_from as finetune_start
 from dac_diveq.codec.snake import fuse_snake
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
+from dac_diveq.errors import ConfigError
 from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
 from dac_diveq.training.entry import run_training
@@ -72,7 +72,7 @@ def check_level(args: dict, loudness_db: float) -> dict:
     """
     for key in explicit_keys(args, sys.argv):
         if key.split("/")[-1] == "VolumeNorm.db":
-            raise ValueError(f"{key} is not read: the training level is DiVeQDAC.loudness_db ({loudness_db:g} LUFS "
+            raise ConfigError(f"{key} is not read: the training level is DiVeQDAC.loudness_db ({loudness_db:g} LUFS "
                              "here), which encode and the evaluation also use; set that instead")
     return {key: ["const", loudness_db] if key.split("/")[-1] == "VolumeNorm.db" else value
             for key, value in args.items()}
@@ -127,7 +127,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
                          stop_at=stop_at)
     rank, world, device = distributed_context()
     if gpu_recipe and device.type == "cpu" and not allow_cpu:
-        raise ValueError(
+        raise ConfigError(
             f"{args.get('args.load') or 'this configuration'} is DAC's GPU recipe ({num_iters} steps of "
             f"{batch_size} excerpts) and this machine has no GPU; on a CPU run `make quickstart` or "
             "`python recipes/speech_compare.py --size cpu` (conf/cpu), or pass --allow_cpu true to train it anyway")
@@ -141,7 +141,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
     start = None
     if finetune and not load_weights:
-        raise ValueError(f"{args.get('args.load') or 'this configuration'} fine-tunes a released DAC model: "
+        raise ConfigError(f"{args.get('args.load') or 'this configuration'} fine-tunes a released DAC model: "
                          "pass its weights with --load_weights (e.g. from `python -m dac download`)")
     if load_weights:
         # The architecture and weights of the stock checkpoint, every quantizer option of the conf
@@ -156,7 +156,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         fuse_snake(generator)
     generator = wrap(generator.to(device), device, world)
     if load_discriminator and not config.adversarial:
-        raise ValueError("--load_discriminator given, but the configuration has no adversarial loss weights")
+        raise ConfigError("--load_discriminator given, but the configuration has no adversarial loss weights")
     discriminator = None
     if config.adversarial:
         discriminator = Discriminator(**({"sample_rate": start.discriminator_sample_rate} if start else {}))
@@ -189,7 +189,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
 
 
 def main() -> int:
-    return run_training(train, (loaders.DataError,))
+    return run_training(train)
 
 
 if __name__ == "__main__":

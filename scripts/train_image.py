@@ -15,6 +15,7 @@ import argbind
 import torch
 
 from dac_diveq.data import images as image_data
+from dac_diveq.errors import ConfigError
 from dac_diveq.image import VQGAN, VQVAE, CodeGPT, PatchDiscriminator
 from dac_diveq.image.io import load_stage1
 from dac_diveq.image.prior import PriorConfig, PriorTrainer
@@ -96,7 +97,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
         top_k, temperature: sampling of the GPT's TensorBoard samples.
     """
     if model not in MODELS:
-        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+        raise ConfigError(f"model must be one of {MODELS}, got {model!r}")
     rank, world, device = distributed_context()
     torch.manual_seed(seed)
     loop = dict(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
@@ -109,7 +110,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
 
     if model == "gpt":
         if not stage1_path:
-            raise ValueError("model: gpt needs --stage1_path (a trained VQ-VAE/VQGAN run or weights.pth)")
+            raise ConfigError("model: gpt needs --stage1_path (a trained VQ-VAE/VQGAN run or weights.pth)")
         stage1 = load_stage1(stage1_path).to(device)
         grid = tuple(stage1.encode(val_data[0][None].to(device) * 2 - 1).shape[1:])
         block = 1
@@ -145,8 +146,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
 
 
 def main() -> int:
-    return run_training(train, (image_data.ImageDataError, image_metrics.WeightsNotFoundError,
-                                image_metrics.WeightsFormatError))
+    return run_training(train)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from ..errors import UserError
 from .codec_io import (
     AUDIO_EXTENSIONS,
     CODE_EXTENSIONS,
@@ -45,7 +46,7 @@ from .model import WINDOW_S, parse_level
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 
-class UsageError(Exception):
+class UsageError(UserError):
     """A bad argument or setup (weights, device): nothing is processed."""
 
     def __init__(self, subject: str, reason: str):

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
+from ..errors import UserError
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 from .bitpack import bits_per_code, pack_codes, unpack_codes
@@ -40,7 +41,7 @@ MODEL_KEY = "dac_diveq"
 MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
 
 
-class InputError(Exception):
+class InputError(UserError):
     """A file the codec cannot use; the message is a one-line reason."""
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from dac.nn.layers import WNConv1d
 from torch import nn
 
+from ..errors import ConfigError
 from ..quantize import estimators
 from ..quantize.core import Quantizer
 from ..quantize.lookup import nearest
@@ -108,7 +109,7 @@ class ResidualVectorQuantize(nn.Module):
         check_residual_mode(residual_mode, method)
         if isinstance(n_codebooks, bool) or not isinstance(n_codebooks, int) or n_codebooks < 1:
             # else the first training step fails inside quantizer dropout's randint
-            raise ValueError(f"n_codebooks must be a positive integer, got {n_codebooks!r}")
+            raise ConfigError(f"n_codebooks must be a positive integer, got {n_codebooks!r}")
         if isinstance(codebook_dim, int):
             codebook_dim = [codebook_dim] * n_codebooks
         self.n_codebooks = n_codebooks

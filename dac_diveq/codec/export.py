@@ -11,6 +11,7 @@ from typing import Iterable
 
 from dac.model.dac import DAC
 
+from ..errors import ConfigError
 from ..training.checkpoint import atomic_path
 from .model import DiVeQDAC, dac_architecture
 
@@ -31,7 +32,7 @@ def to_stock_dac(model: DiVeQDAC) -> DAC:
     return stock.to(next(model.parameters()).device).eval()
 
 
-class OutputError(ValueError):
+class OutputError(ConfigError):
     """An output an export must not write: it exists (without ``overwrite``), it is the input
     weights, or it is not a file an export wrote. The message is one line."""
 

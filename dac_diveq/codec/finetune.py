@@ -19,6 +19,7 @@ from typing import Any, Mapping, Optional, Sequence
 from dac.model.dac import DAC
 from dac.model.discriminator import Discriminator
 
+from ..errors import WeightsError
 from ..training import checkpoint
 from .layouts import layout_of
 from .model import DiVeQDAC, dac_architecture
@@ -31,7 +32,7 @@ ARCHITECTURE_KEYS = ("sample_rate", "encoder_dim", "encoder_rates", "latent_dim"
 TRAINING_KEYS = ("quantizer_dropout",)
 
 
-class FinetuneError(ValueError):
+class FinetuneError(WeightsError):
     """A checkpoint that cannot start this run, or a configuration that contradicts it (one line)."""
 
 

@@ -23,6 +23,7 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 
+from ..errors import ConfigError
 from ..training.checkpoint import default_file_mode
 from .export import OutputError, same_file
 from .model import DiVeQDAC
@@ -34,7 +35,7 @@ HF_FILES = ("config.json", "model.safetensors", "preprocessor_config.json")
 _UNIT = ("snake1", "conv1", "snake2", "conv2")
 
 
-class ExportError(ValueError):
+class ExportError(ConfigError):
     """The model cannot be exported in the requested format; the message is one line."""
 
 

@@ -12,6 +12,8 @@ import torch
 from audiotools import AudioSignal
 from torch import nn
 
+from ..errors import ConfigError
+
 
 class CompressedSpectralLoss(nn.Module):
     """Multi-resolution compressed-magnitude and compressed-complex STFT loss.
@@ -27,11 +29,11 @@ class CompressedSpectralLoss(nn.Module):
                  complex_weight: float = 0.3, eps: float = 1e-8) -> None:
         super().__init__()
         if not window_lengths or any(int(w) < 16 for w in window_lengths):
-            raise ValueError(f"window_lengths must be STFT windows of at least 16 samples, got {list(window_lengths)}")
+            raise ConfigError(f"window_lengths must be STFT windows of at least 16 samples, got {list(window_lengths)}")
         if not 0 < power <= 1:
-            raise ValueError(f"power must lie in (0, 1], got {power}")
+            raise ConfigError(f"power must lie in (0, 1], got {power}")
         if not 0 <= complex_weight <= 1:
-            raise ValueError(f"complex_weight must lie in [0, 1], got {complex_weight}")
+            raise ConfigError(f"complex_weight must lie in [0, 1], got {complex_weight}")
         self.window_lengths = [int(w) for w in window_lengths]
         self.power, self.complex_weight, self.eps = float(power), float(complex_weight), float(eps)
 

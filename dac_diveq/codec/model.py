@@ -6,6 +6,7 @@ from typing import List, Optional, Union
 import torch
 from dac.model.dac import DAC, init_weights
 
+from ..errors import ConfigError
 from ..quantize.options import COMMON_OPTIONS, options_of, takes_quantizer_options
 from ..training.checkpoint import SafeLoad
 from .dac_layers import ResidualVectorQuantize
@@ -20,7 +21,7 @@ def parse_level(text) -> Union[str, float, None]:
     """A ``--loudness_db`` value: ``"model"``, ``None`` (``"raw"``: the input's own level) or LUFS.
 
     Raises:
-        ValueError: anything else (one line).
+        ConfigError: anything else (one line).
     """
     if text is None or (isinstance(text, str) and text.strip().lower() == "raw"):
         return None
@@ -29,9 +30,9 @@ def parse_level(text) -> Union[str, float, None]:
     try:
         level = float(text)
     except (TypeError, ValueError):
-        raise ValueError(f"expected model, raw or a level in LUFS, got {text!r}") from None
+        raise ConfigError(f"expected model, raw or a level in LUFS, got {text!r}") from None
     if not (math.isfinite(level) and -70 <= level <= 0):
-        raise ValueError(f"a level in LUFS lies between -70 and 0, got {text!r}")
+        raise ConfigError(f"a level in LUFS lies between -70 and 0, got {text!r}")
     return level
 
 
@@ -104,7 +105,7 @@ class DiVeQDAC(SafeLoad, DAC):
         self.residual_mode = residual_mode
         level = parse_level(loudness_db) if isinstance(loudness_db, (int, float)) else None
         if not isinstance(level, float):  # one rule for a level, here and on the command lines
-            raise ValueError(f"loudness_db must be a level in LUFS between -70 and 0, got {loudness_db!r}")
+            raise ConfigError(f"loudness_db must be a level in LUFS between -70 and 0, got {loudness_db!r}")
         self.loudness_db = level
         self.quantizer = ResidualVectorQuantize(
             input_dim=self.latent_dim,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from dac.model.dac import DAC
 
+from ..errors import WeightsError
 from .dac_layers import ResidualVectorQuantize
 from .model import DiVeQDAC, dac_architecture
 
@@ -60,7 +61,7 @@ def from_dac(model: DAC, method: str = "diveq", residual_mode: str = "stagewise"
     ours = DiVeQDAC(**dac_architecture(model), method=method, residual_mode=residual_mode, **options)
     missing, unexpected = ours.load_state_dict(model.state_dict(), strict=False)
     if unexpected or [k for k in missing if ".maintenance." not in k]:
-        raise ValueError(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")
+        raise WeightsError(f"weights do not match the architecture: missing {missing}, unexpected {unexpected}")
     for vq in ours.quantizer.quantizers:
         vq.codebook.maintenance.mark_initialized()
     return ours

@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..errors import ConfigError, DataError
+
 T = TypeVar("T")
 
 # scikit-image's bundled colour photographs (shipped in the wheel, so no download). ``cat``
@@ -27,11 +29,10 @@ GRAYSCALE_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N",
 SPLITS = ("train", "val")
 
 
-class ImageDataError(ValueError):
+class ImageDataError(DataError):
     """An image source is unusable (missing folder, no/corrupt/grayscale/too small images).
 
-    The message is one line naming the offending path. (Not ``loaders.DataError``: importing
-    that module pulls in audiotools, which the image track does not need.)
+    The message is one line naming the offending path.
     """
 
 
@@ -48,7 +49,7 @@ def split_items(items: Sequence[T], train_fraction: float = 0.8, seed: int = 0) 
         there are two or more items; a single item goes to ``train``.
     """
     if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+        raise ConfigError(f"train_fraction must be in (0, 1), got {train_fraction}")
     ordered = sorted(items)
     n = len(ordered)
     n_val = min(max(1, round(n * (1 - train_fraction))), n - 1) if n >= 2 else 0

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from audiotools.ml import BaseModel
 from torch import nn
 
+from ..errors import ConfigError
 from ..training.checkpoint import SafeLoad
 
 
@@ -72,9 +73,9 @@ class CodeGPT(SafeLoad, BaseModel):
         if vocab_size is None or block_size is None:
             raise TypeError("CodeGPT needs vocab_size and block_size")
         if n_embd % n_head:
-            raise ValueError(f"n_head={n_head} must divide n_embd={n_embd}")
+            raise ConfigError(f"n_head={n_head} must divide n_embd={n_embd}")
         if vocab_size < 1 or block_size < 1:
-            raise ValueError(f"vocab_size and block_size must be >= 1, got {vocab_size}, {block_size}")
+            raise ConfigError(f"vocab_size and block_size must be >= 1, got {vocab_size}, {block_size}")
         self.vocab_size = vocab_size
         self.block_size = block_size
         self.n_layer = n_layer
@@ -147,9 +148,9 @@ class CodeGPT(SafeLoad, BaseModel):
             ``(n, *grid_shape)`` int64 codes in ``[0, K)``.
         """
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
+            raise ConfigError(f"temperature must be > 0, got {temperature}")
         if top_k is not None and not 1 <= top_k:
-            raise ValueError(f"top_k must be >= 1, got {top_k}")
+            raise ConfigError(f"top_k must be >= 1, got {top_k}")
         length = math.prod(grid_shape)
         if length > self.block_size:
             raise ValueError(f"grid {tuple(grid_shape)} holds {length} codes, more than block_size={self.block_size}")

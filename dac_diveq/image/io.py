@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from ..errors import WeightsNotFoundError
 from ..training import checkpoint
 
 #: Checkpoint folder names of stage-1 models, as written by the image trainers.
@@ -17,12 +18,12 @@ def find_weights(path: str | Path, names: tuple[str, ...] = STAGE1_FOLDERS) -> c
     (``<run>/best/<name>/weights.pth``, else ``latest``) or a weights file inside a ``<name>`` folder.
 
     Raises:
-        FileNotFoundError: nothing loadable at ``path`` (one line naming it).
+        WeightsNotFoundError: nothing loadable at ``path`` (one line naming it; a FileNotFoundError).
     """
     try:
         return checkpoint.resolve_weights(path, names, bare=False)
     except FileNotFoundError as exc:
-        raise FileNotFoundError(f"{path}: {exc}") from None
+        raise WeightsNotFoundError(f"{path}: {exc}") from None
 
 
 def load_stage1(path: str | Path) -> torch.nn.Module:

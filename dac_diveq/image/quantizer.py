@@ -6,6 +6,7 @@ import math
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from ..quantize.core import Quantizer, QuantizerOutput
 from ..quantize.lookup import gather
 from ..quantize.residual import ProductQuantizer, ResidualQuantizer
@@ -36,15 +37,15 @@ class SpatialQuantizer(nn.Module):
                  n_quantizers: int = 1, residual_mode: str = "stagewise", **options) -> None:
         super().__init__()
         if structure not in STRUCTURES:
-            raise ValueError(f"unknown structure {structure!r}; expected one of {STRUCTURES}")
+            raise ConfigError(f"unknown structure {structure!r}; expected one of {STRUCTURES}")
         if int(n_quantizers) != n_quantizers or n_quantizers < 1:
-            raise ValueError(f"n_quantizers must be a positive integer, got {n_quantizers}")
+            raise ConfigError(f"n_quantizers must be a positive integer, got {n_quantizers}")
         if structure == "single" and n_quantizers != 1:
-            raise ValueError(f"structure='single' uses one codebook, got n_quantizers={n_quantizers}; "
+            raise ConfigError(f"structure='single' uses one codebook, got n_quantizers={n_quantizers}; "
                              "use structure='residual' or 'product' for several")
         if structure != "residual" and residual_mode != "stagewise":
             # Silently ignoring it would make a config claim a joint residual model it does not train.
-            raise ValueError(f"residual_mode={residual_mode!r} applies to structure='residual' only")
+            raise ConfigError(f"residual_mode={residual_mode!r} applies to structure='residual' only")
         self.dim = int(dim)
         self.codebook_size = int(codebook_size)
         self.method = method

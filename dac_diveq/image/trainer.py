@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ConfigError
 from ..metrics import image as image_metrics
 from ..training.distributed import unwrap
 from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches
@@ -95,9 +96,9 @@ class AutoencoderTrainer(TrainLoop):
         super().__init__(config, parts.train_data, device, rank, world_size, config_text)
         self.parts = parts
         if config.lambdas.get("adv/gen", 0) > 0 and parts.discriminator is None:
-            raise ValueError("lambdas['adv/gen'] > 0 needs a discriminator (model: vqgan)")
+            raise ConfigError("lambdas['adv/gen'] > 0 needs a discriminator (model: vqgan)")
         if config.lambdas.get("perceptual/lpips", 0) > 0 and parts.perceptual is None:
-            raise ValueError("lambdas['perceptual/lpips'] > 0 needs LPIPS weights (lpips_weights)")
+            raise ConfigError("lambdas['perceptual/lpips'] > 0 needs LPIPS weights (lpips_weights)")
         self.model_name = type(unwrap(parts.model)).__name__.lower()
         unwrap(parts.model).set_total_iters(config.num_iters)
 

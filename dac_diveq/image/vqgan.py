@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from audiotools.ml import BaseModel
 from torch import nn
 
+from ..errors import ConfigError
 from ..quantize.options import takes_quantizer_options
 from ..training.checkpoint import SafeLoad
 from .quantizer import SpatialQuantizer
@@ -205,7 +206,7 @@ class VQGAN(SafeLoad, BaseModel):
     ) -> None:
         super().__init__()
         if not ch_mult:
-            raise ValueError("ch_mult needs at least one level")
+            raise ConfigError("ch_mult needs at least one level")
         # Stored under their argument names: audiotools' save() reads them back as kwargs.
         self.in_channels = in_channels
         self.ch = ch

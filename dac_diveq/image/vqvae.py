@@ -13,6 +13,7 @@ import torch
 from audiotools.ml import BaseModel
 from torch import nn
 
+from ..errors import ConfigError
 from ..quantize.options import takes_quantizer_options
 from ..training.checkpoint import SafeLoad
 from .quantizer import SpatialQuantizer
@@ -132,9 +133,9 @@ class VQVAE(SafeLoad, BaseModel):
     ) -> None:
         super().__init__()
         if n_down < 1:
-            raise ValueError(f"n_down must be >= 1, got {n_down}")
+            raise ConfigError(f"n_down must be >= 1, got {n_down}")
         if channels % 2 ** (n_down - 1):
-            raise ValueError(f"channels={channels} must be divisible by 2^(n_down-1)={2 ** (n_down - 1)}")
+            raise ConfigError(f"channels={channels} must be divisible by 2^(n_down-1)={2 ** (n_down - 1)}")
         # Stored under their argument names: audiotools' save() reads them back as kwargs.
         self.in_channels = in_channels
         self.channels = channels
@@ -194,5 +195,5 @@ def grid_shape(image_size: Union[int, Sequence[int]], factor: int) -> tuple[int,
     """Code grid ``(h, w)`` of an image of ``image_size`` under a downsampling ``factor``."""
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if len(size) != 2 or any(s % factor or s < factor for s in size):
-        raise ValueError(f"image size {image_size} must be positive multiples of the downsampling factor {factor}")
+        raise ConfigError(f"image size {image_size} must be positive multiples of the downsampling factor {factor}")
     return size[0] // factor, size[1] // factor

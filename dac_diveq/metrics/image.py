@@ -27,15 +27,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .. import errors
+
 VGG16_ENV = "DAC_DIVEQ_VGG16"
 INCEPTION_ENV = "DAC_DIVEQ_INCEPTION"
 
 
-class WeightsNotFoundError(FileNotFoundError):
+class WeightsNotFoundError(errors.WeightsNotFoundError):
     """No weights file for LPIPS or FID could be found; the message says where it looked."""
 
 
-class WeightsFormatError(ValueError):
+class WeightsFormatError(errors.WeightsError):
     """A weights file exists but does not hold the expected network's state dict."""
 
 

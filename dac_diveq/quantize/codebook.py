@@ -21,6 +21,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from . import distributed
 from .schedule import ReplacementSchedule
 
@@ -76,20 +77,20 @@ class CodebookMaintenance(nn.Module):
     ) -> None:
         super().__init__()
         if not discard_threshold >= 0.0:
-            raise ValueError(f"discard_threshold must be >= 0, got {discard_threshold}")
+            raise ConfigError(f"discard_threshold must be >= 0, got {discard_threshold}")
         if discard_rule not in DISCARD_RULES:
-            raise ValueError(f"discard_rule must be one of {DISCARD_RULES}, got {discard_rule!r}")
+            raise ConfigError(f"discard_rule must be one of {DISCARD_RULES}, got {discard_rule!r}")
         if perturb_eps < 0:
-            raise ValueError(f"perturb_eps must be >= 0, got {perturb_eps}")
+            raise ConfigError(f"perturb_eps must be >= 0, got {perturb_eps}")
         if skip_iters is not None:
             if skip_iters < 0:
-                raise ValueError(f"skip_iters must be >= 0, got {skip_iters}")
+                raise ConfigError(f"skip_iters must be >= 0, got {skip_iters}")
             if skip_iters > 0 and not 1 <= avg_iters <= skip_iters:
-                raise ValueError(f"avg_iters must be in [1, skip_iters={skip_iters}], got {avg_iters}")
+                raise ConfigError(f"avg_iters must be in [1, skip_iters={skip_iters}], got {avg_iters}")
             if latents_per_code < 1:
-                raise ValueError(f"latents_per_code must be >= 1, got {latents_per_code}")
+                raise ConfigError(f"latents_per_code must be >= 1, got {latents_per_code}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
+            raise ConfigError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.codebook_size = codebook_size
         self.dim = dim
         self.schedule = schedule

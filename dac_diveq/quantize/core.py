@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from . import estimators
 from .codebook import CodebookMaintenance
 from .lookup import LOOKUPS, gather, nearest
@@ -124,26 +125,26 @@ class Quantizer(nn.Module):
         super().__init__()
         self.spec = get_method(method)
         if int(codebook_size) != codebook_size or codebook_size < 1:
-            raise ValueError(f"codebook_size must be a positive integer, got {codebook_size}")
+            raise ConfigError(f"codebook_size must be a positive integer, got {codebook_size}")
         if int(dim) != dim or dim < 1:
-            raise ValueError(f"dim must be a positive integer, got {dim}")
+            raise ConfigError(f"dim must be a positive integer, got {dim}")
         if self.spec.space_filling and codebook_size < 2:
-            raise ValueError(f"{method} needs codebook_size >= 2 (it quantizes to segments)")
+            raise ConfigError(f"{method} needs codebook_size >= 2 (it quantizes to segments)")
         if lookup not in LOOKUPS:
-            raise ValueError(f"unknown lookup {lookup!r}; expected one of {LOOKUPS}")
+            raise ConfigError(f"unknown lookup {lookup!r}; expected one of {LOOKUPS}")
         if not noise_var > 0:
-            raise ValueError(f"noise_var is a variance and must be > 0, got {noise_var}")
+            raise ConfigError(f"noise_var is a variance and must be > 0, got {noise_var}")
         if codebook_init not in CODEBOOK_INITS:
-            raise ValueError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}")
+            raise ConfigError(f"codebook_init must be one of {CODEBOOK_INITS}, got {codebook_init!r}")
         if sf_inference not in SF_INFERENCE:
-            raise ValueError(f"sf_inference must be one of {SF_INFERENCE}, got {sf_inference!r}")
+            raise ConfigError(f"sf_inference must be one of {SF_INFERENCE}, got {sf_inference!r}")
         t_start, t_end = gumbel_temperature
         if not (t_start > 0 and t_end > 0):
-            raise ValueError(f"gumbel_temperature values must be > 0, got {gumbel_temperature}")
+            raise ConfigError(f"gumbel_temperature values must be > 0, got {gumbel_temperature}")
         for name, weight in (("commitment_weight", commitment_weight), ("codebook_weight", codebook_weight),
                              ("kl_weight", kl_weight)):
             if weight < 0:
-                raise ValueError(f"{name} must be >= 0, got {weight}")
+                raise ConfigError(f"{name} must be >= 0, got {weight}")
 
         self.codebook_size = int(codebook_size)
         self.dim = int(dim)

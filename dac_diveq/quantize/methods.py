@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 
 import torch
 
+from ..errors import ConfigError
 from . import estimators, space_filling
 from .lookup import gather, nearest, similarity_logits
 
@@ -80,7 +81,7 @@ def get_method(name: str) -> MethodSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown quantization method {name!r}; expected one of {tuple(REGISTRY)}") from None
+        raise ConfigError(f"unknown quantization method {name!r}; expected one of {tuple(REGISTRY)}") from None
 
 
 def _hard(stage: "Quantizer", z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,6 +6,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from . import estimators
 from .core import Quantizer, QuantizerOutput
 from .lookup import gather
@@ -46,7 +47,7 @@ def dropout_counts(batch: int, n_stages: int, fraction: float, device: torch.dev
 
 def check_n_quantizers(n_quantizers: Optional[int]) -> None:
     if n_quantizers is not None and (int(n_quantizers) != n_quantizers or n_quantizers < 1):
-        raise ValueError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
+        raise ConfigError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
 
 
 #: The methods each mode other than ``stagewise`` (every method's) applies to.
@@ -60,9 +61,9 @@ def residual_modes_of(method: str) -> tuple[str, ...]:
 
 def check_residual_mode(mode: str, method: str) -> None:
     if mode not in RESIDUAL_MODES:
-        raise ValueError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
+        raise ConfigError(f"unknown residual_mode {mode!r}; expected one of {RESIDUAL_MODES}")
     if mode not in residual_modes_of(method):
-        raise ValueError(f"residual_mode={mode!r} applies to {_MODE_METHODS[mode]}, not {method!r}")
+        raise ConfigError(f"residual_mode={mode!r} applies to {_MODE_METHODS[mode]}, not {method!r}")
 
 
 def with_value_of(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -97,9 +98,9 @@ class ResidualQuantizer(nn.Module):
         super().__init__()
         check_residual_mode(residual_mode, method)
         if n_quantizers < 1:
-            raise ValueError(f"n_quantizers must be >= 1, got {n_quantizers}")
+            raise ConfigError(f"n_quantizers must be >= 1, got {n_quantizers}")
         if not 0.0 <= quantizer_dropout <= 1.0:
-            raise ValueError(f"quantizer_dropout must be in [0, 1], got {quantizer_dropout}")
+            raise ConfigError(f"quantizer_dropout must be in [0, 1], got {quantizer_dropout}")
         self.method = method
         self.residual_mode = residual_mode
         self.quantizer_dropout = quantizer_dropout
@@ -167,7 +168,7 @@ class ProductQuantizer(nn.Module):
     def __init__(self, n_groups: int, codebook_size: int, dim: int, method: str = "diveq", **options) -> None:
         super().__init__()
         if n_groups < 1 or dim % n_groups:
-            raise ValueError(f"n_groups={n_groups} must be >= 1 and divide dim={dim}")
+            raise ConfigError(f"n_groups={n_groups} must be >= 1 and divide dim={dim}")
         self.group_dim = dim // n_groups
         seed = options.pop("seed", 0)
         self.groups = nn.ModuleList(

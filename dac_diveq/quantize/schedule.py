@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..errors import ConfigError
+
 
 @dataclass(frozen=True)
 class ReplacementSchedule:
@@ -23,11 +25,11 @@ class ReplacementSchedule:
     def __post_init__(self) -> None:
         for name in ("every", "every_after", "slowdown_at", "stop_before_end"):
             if getattr(self, name) < 0:
-                raise ValueError(f"replace_{name} must be >= 0 (0 disables replacement), got {getattr(self, name)}")
+                raise ConfigError(f"replace_{name} must be >= 0 (0 disables replacement), got {getattr(self, name)}")
         if self.every > 0 and self.every_after <= 0:
-            raise ValueError(f"replace_every_after must be > 0, got {self.every_after}")
+            raise ConfigError(f"replace_every_after must be > 0, got {self.every_after}")
         if self.total_iters is not None and self.total_iters <= 0:
-            raise ValueError(f"total_iters must be > 0, got {self.total_iters}")
+            raise ConfigError(f"total_iters must be > 0, got {self.total_iters}")
 
     @property
     def enabled(self) -> bool:

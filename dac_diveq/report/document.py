@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from ..errors import ConfigError
 from . import labels, markdown, plots
 from .runs import DOMAINS, Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run
 from .tensorboard import CURVES_FILE, training_curves
@@ -164,7 +165,7 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
     """
     dirs = find_run_dirs(options.runs, options.runs_glob)
     if not dirs:
-        raise ValueError("no eval folder (with summary.json) found among --runs / --runs-glob")
+        raise ConfigError("no eval folder (with summary.json) found among --runs / --runs-glob")
     runs = [load_run(d) for d in dirs]
     domain = common_domain(runs)
     groups = group_runs(runs)
@@ -287,10 +288,10 @@ def write_report(options: ReportOptions, command: str) -> tuple[Path, str]:
     """
     out = Path(options.output)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
-        raise FileExistsError(f"{out} already exists; pass --force to overwrite it")
+        raise ConfigError(f"{out} already exists; pass --force to overwrite it")
     for flag, path in (("--commands", options.commands), ("--notes", options.notes)):
         if path is not None and not Path(path).is_file():
-            raise FileNotFoundError(f"{flag} {path}: no such file")
+            raise ConfigError(f"{flag} {path}: no such file")
     if out.is_dir():  # the report's own files only: a user's other files (PNGs too) stay
         for name in sorted(report_files()):
             if (out / name).is_file() or (out / name).is_symlink():

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
+from ..errors import UserError
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
 
@@ -27,7 +28,7 @@ SUMMARY_KEYS = ("domain", "weights", "method", "seed", "step", "commit", "config
                 "device", "processor", "torch", "numpy", "threads", "training", "files", "failed", "codebook", "wall_time_s")
 
 
-class EvalError(Exception):
+class EvalError(UserError):
     """A one-line, user-facing reason to stop an evaluation (the scripts exit with status 2)."""
 
 

@@ -21,6 +21,8 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError, DataError
+
 #: Metric columns in display order (speech, then image).
 METRICS = ("pesq_wb", "pesq_wb_raw", "pesq_nb", "pesq_nb_raw", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
            "stft_distance", "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "psnr", "ssim", "lpips", "fid")
@@ -108,7 +110,7 @@ def detect_domain(summary: dict[str, Any], columns: Sequence[str]) -> Domain:
         image = IMAGE.setting_column in columns and SPEECH.setting_column not in columns
         return IMAGE if image else SPEECH
     if str(name) not in DOMAINS:
-        raise ValueError(f"unknown domain {name!r} in summary.json; expected one of {sorted(DOMAINS)}")
+        raise DataError(f"unknown domain {name!r} in summary.json; expected one of {sorted(DOMAINS)}")
     return DOMAINS[str(name)]
 
 
@@ -241,7 +243,7 @@ def load_run(eval_dir: Path | str) -> Run:
         setting, rate = domain.setting_column, domain.rate_column
         missing = {"file", setting, rate} - set(columns)
         if missing:
-            raise ValueError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)} "
+            raise DataError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)} "
                              f"({domain.name} run)")
         metrics = [m for m in METRICS if m in columns]
         rows = []
@@ -272,7 +274,7 @@ def common_domain(runs: Iterable[Run]) -> Domain:
         counts[run.domain.name] = counts.get(run.domain.name, 0) + 1
     if len(examples) > 1:
         parts = [f"{name} ({counts[name]} runs, e.g. {run.eval_dir})" for name, run in examples.items()]
-        raise ValueError("runs mix domains: " + " and ".join(parts) + "; report them separately")
+        raise ConfigError("runs mix domains: " + " and ".join(parts) + "; report them separately")
     return next(iter(examples.values())).domain if examples else SPEECH
 
 
@@ -466,7 +468,7 @@ def check_poolable(group: Group) -> None:
         keys = sorted(k for k in shared if first[k] != config[k])
         if keys:
             shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-            raise ValueError(f"cannot pool the runs of {group.label}: {first_run.eval_dir} and {run.eval_dir} "
+            raise ConfigError(f"cannot pool the runs of {group.label}: {first_run.eval_dir} and {run.eval_dir} "
                              f"trained differently ({shown})")
 
 

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from dac_diveq.errors import DataError
 from dac_diveq.report import labels
 from dac_diveq.report.markdown import fmt, table
 from dac_diveq.report.plots import plot_steps
@@ -39,7 +40,7 @@ def steps_curves(runs: Iterable[Run], metric: str, setting: float) -> dict[str, 
     for run in runs:
         step = run.summary.get("step")
         if not isinstance(step, int):
-            raise ValueError(f"{run.eval_dir}: its summary records no training step (re-evaluate it)")
+            raise DataError(f"{run.eval_dir}: its summary records no training step (re-evaluate it)")
         values = [v for v in run.values(setting, metric).values() if math.isfinite(v)]
         if values:
             per_seed.setdefault(run.method, {}).setdefault(step, []).append(sum(values) / len(values))

@@ -38,6 +38,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
+from ..errors import UserError
+
 STORE = ".checkpoints"
 WEIGHTS = "weights.pth"
 #: In the run folder: the run's id (made at its first save), which its checkpoint folders carry.
@@ -51,7 +53,7 @@ OWNER = ".owner"
 TAGS = ("best", "latest")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint is missing, unreadable or does not match the configuration."""
 
 

@@ -23,16 +23,12 @@ from typing import Any, Iterable, Iterator, NoReturn, Optional, Sequence
 
 import yaml
 
+from ..errors import ConfigError  # noqa: F401  (raised here; its home is the neutral errors module)
+
 #: Keys argbind itself puts in the parsed arguments.
 ARGBIND_KEYS = frozenset({"args.load", "args.save", "args.debug", "args.unknown"})
 #: argbind's own command-line options.
 ARGBIND_OPTIONS = frozenset({"args.load", "args.save", "args.debug"})
-#: Keys of a yml that argbind consumes while loading it.
-YML_DIRECTIVES = frozenset({"$include", "$vars"})
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used as written; the message is one line."""
 
 
 def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:

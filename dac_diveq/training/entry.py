@@ -1,47 +1,48 @@
 """What every training script's ``main`` does around its ``train(args)``: the checked configuration,
-one-line errors, and what an interrupt saved."""
+one-line user errors (:class:`dac_diveq.errors.UserError`; every other exception is a bug and keeps
+its traceback), and what an interrupt saved."""
 from __future__ import annotations
 
 import sys
 from typing import Any, Callable
 
-from . import checkpoint, config
+from .. import errors
+from . import config
 from .distributed import end_rank
 from .loop import TrainingInterrupted
 
-#: Errors every training script reports as one line (scripts add their data/weights errors).
-COMMON_ERRORS: tuple[type[BaseException], ...] = (checkpoint.CheckpointError, ValueError, FileNotFoundError)
 
-
-def run_training(train: Callable[[dict], Any], errors: tuple[type[BaseException], ...] = ()) -> int:
+def run_training(train: Callable[[dict], Any]) -> int:
     """Parse and check the configuration, call ``train(args)`` in its argbind scope, and turn
-    failures into one line and an exit status.
+    user errors and interrupts into one line and an exit status.
+
+    ``--debug`` (or ``DAC_DIVEQ_DEBUG=1``) is taken out of the command line before argbind reads
+    it, and shows a user error's traceback too.
 
     Args:
         train: the script's bound ``train`` function.
-        errors: exception types (besides :data:`COMMON_ERRORS`) that are the user's, not bugs.
 
     Returns:
-        0; 2 for a configuration or user error; 130 after an interrupt. A rank of a distributed
-        run leaves its process group and ends its process here (:func:`distributed.end_rank`).
+        0; 2 for a user error (:class:`~dac_diveq.errors.UserError`); 130 after an interrupt. Any
+        other exception propagates with its traceback (a bug, not the user's). A rank of a
+        distributed run leaves its process group and ends its process here
+        (:func:`distributed.end_rank`).
     """
-    return end_rank(_run(train, errors))
+    return end_rank(_run(train, errors.pop_debug_flag(sys.argv)))
 
 
-def _run(train: Callable[[dict], Any], errors: tuple[type[BaseException], ...]) -> int:
+def _run(train: Callable[[dict], Any], debug: bool) -> int:
     import argbind
 
     try:
         args = config.parse_args()
-    except config.ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except errors.UserError as exc:
+        return errors.report(exc, debug)
     with argbind.scope(args):
         try:
             train(args)
-        except (*COMMON_ERRORS, *errors) as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+        except errors.UserError as exc:
+            return errors.report(exc, debug)
         except TrainingInterrupted as exc:
             print(f"interrupted ({exc.signal_name}) after step {exc.step}: saved {exc.path}; "
                   "continue with --resume true", file=sys.stderr)

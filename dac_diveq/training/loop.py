@@ -34,6 +34,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from ..errors import ConfigError
 from . import checkpoint
 from .distributed import any_rank, gather_objects, unwrap
 from .sampler import StepSampler
@@ -64,12 +65,12 @@ def resume_mode(value: Any) -> str:
     """``--resume`` as one of :data:`RESUME_MODES` (booleans and yes/no spellings accepted).
 
     Raises:
-        ValueError: any other value.
+        ConfigError: any other value.
     """
     text = str(value).strip().lower()
     mode = {"1": "true", "yes": "true", "0": "false", "no": "false", "": "false"}.get(text, text)
     if mode not in RESUME_MODES:
-        raise ValueError(f"--resume must be true, false or auto, got {value!r}")
+        raise ConfigError(f"--resume must be true, false or auto, got {value!r}")
     return mode
 
 
@@ -144,9 +145,9 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.stop_at, int) or self.stop_at < 0:
-            raise ValueError(f"stop_at must be a step (0: num_iters), got {self.stop_at!r}")
+            raise ConfigError(f"stop_at must be a step (0: num_iters), got {self.stop_at!r}")
         if self.amp not in (*AMP_MODES, "auto"):  # "auto": resolved by resolve_amp for the device
-            raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {self.amp!r}")
+            raise ConfigError(f"amp must be 'none', 'bf16' or 'auto', got {self.amp!r}")
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -154,7 +155,7 @@ def resolve_amp(amp: str, device: torch.device) -> str:
     else ``"none"``: without it, CPU bf16 convolutions are emulated and a step is several times
     slower (4.5x measured on this project's AVX2 machine, ``docs/benchmarks.md``)."""
     if amp not in (*AMP_MODES, "auto"):
-        raise ValueError(f"amp must be 'none', 'bf16' or 'auto', got {amp!r}")
+        raise ConfigError(f"amp must be 'none', 'bf16' or 'auto', got {amp!r}")
     if amp != "auto":
         return amp
     if device.type == "cuda":
