@@ -1,9 +1,12 @@
-"""Smoke test of scripts/bench_quantizer.py: it runs end to end and reports every method.
+"""Smoke test of scripts/bench_quantizer.py (and dac_diveq.bench.quantizer behind it): it runs end
+to end and reports every method.
 
 No timing assertions: the numbers depend on the machine and its load.
 """
 import pytest
 
+from dac_diveq.bench.measure import frames
+from dac_diveq.bench.quantizer import CORE_PAIRS
 from tests.conftest import load_script
 
 pytestmark = pytest.mark.slow  # runs the benchmark
@@ -27,11 +30,16 @@ def test_quick_run_reports_every_method(capsys):
         # one row per DAC shape
         assert sum(line.startswith(f"| {method} |") for line in rows) == 2, method
     assert sum(line.startswith("| dac (native") for line in rows) == 2
-    for method, ref_name, _ in bench.CORE_PAIRS:
+    for method, ref_name, _ in CORE_PAIRS:
         assert any(f'"{method}")`' in line and f"diveq.{ref_name}" in line for line in rows), method
 
 
 def test_frames_match_dac_shapes():
+    assert frames(0.38, 44100, 512) == 33
+    assert frames(0.38, 16000, 320) == 19  # exactly 19.0: no float round-up to 20
+
+
+def test_bad_options_are_one_line_errors(capsys):
     bench = load_script("bench_quantizer")
-    assert bench.frames(0.38, 44100, 512) == 33
-    assert bench.frames(0.38, 16000, 320) == 19  # exactly 19.0: no float round-up to 20
+    assert bench.main(["--repeats", "0"]) == 2
+    assert capsys.readouterr().err == "error: --repeats must be >= 1 and --warmup >= 0\n"
