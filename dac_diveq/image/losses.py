@@ -10,11 +10,6 @@ def hinge_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.
     return 0.5 * (F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean())
 
 
-def vanilla_d_loss(logits_real: torch.Tensor, logits_fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator binary cross-entropy on logits, ``(mean softplus(-real) + mean softplus(fake)) / 2``."""
-    return 0.5 * (F.softplus(-logits_real).mean() + F.softplus(logits_fake).mean())
-
-
 def generator_adv_loss(logits_fake: torch.Tensor) -> torch.Tensor:
     """Generator loss ``-mean(logits_fake)``: push the discriminator's score of reconstructions up."""
     return -logits_fake.mean()
@@ -43,8 +38,3 @@ def adaptive_weight(rec_loss: torch.Tensor, g_loss: torch.Tensor, last_layer: to
     g_grad = torch.autograd.grad(g_loss, last_layer, retain_graph=True)[0]
     weight = torch.linalg.vector_norm(rec_grad) / (torch.linalg.vector_norm(g_grad) + eps)
     return weight.clamp(0.0, max_weight).detach()
-
-
-def disc_factor(step: int, start: int, factor: float = 1.0) -> float:
-    """``factor`` once ``step >= start``, else 0: the discriminator joins after a warm-up."""
-    return factor if step >= start else 0.0

@@ -215,16 +215,6 @@ def _source(path: Path, url: str) -> str:
     return f"{path} (sha256 {digest[:12]}, {verdict})"
 
 
-def vgg16_weights_source(vgg16_weights: str | os.PathLike | None = None) -> str:
-    """The source string of the VGG16 file :func:`load_lpips` would use (path, sha256, verdict).
-
-    Raises:
-        WeightsNotFoundError: no file found.
-    """
-    url = _vgg16_url()
-    return _source(_resolve(vgg16_weights, VGG16_ENV, url, "VGG16 (LPIPS)"), url)
-
-
 def inception_weights_source(inception_weights: str | os.PathLike | None = None) -> str:
     """The source string of the InceptionV3 file :func:`fid` would use (path, sha256, verdict).
 
@@ -233,26 +223,6 @@ def inception_weights_source(inception_weights: str | os.PathLike | None = None)
     """
     url = _inception_url()
     return _source(_resolve(inception_weights, INCEPTION_ENV, url, "InceptionV3 (FID)"), url)
-
-
-def describe_weights(vgg16_weights: str | None = None, inception_weights: str | None = None) -> dict[str, str]:
-    """Which weight files LPIPS and FID would use, without loading them.
-
-    Args:
-        vgg16_weights, inception_weights: explicit paths, as given to :func:`load_lpips` / :func:`fid`.
-
-    Returns:
-        ``{"lpips_vgg16": ..., "fid_inception": ...}``: the source string of each file (path,
-        sha256 prefix, whether it is the official file), or ``"unavailable: <reason>"``.
-    """
-    out = {}
-    for key, describe, explicit in (("lpips_vgg16", vgg16_weights_source, vgg16_weights),
-                                    ("fid_inception", inception_weights_source, inception_weights)):
-        try:
-            out[key] = describe(explicit)
-        except WeightsNotFoundError as error:
-            out[key] = f"unavailable: {error}"
-    return out
 
 
 # ----------------------------------------------------------------------------- LPIPS (VGG16)
