@@ -17,7 +17,7 @@ _EXPORTS = {
     "register": "dac_diveq.codec.register",
     "export_to_dac": "dac_diveq.codec.export",
     "export_to_hf": "dac_diveq.codec.hf_export",
-    "patch_audiotools": "dac_diveq.codec.compat",
+    "patch_audiotools": "dac_diveq.data.compat",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

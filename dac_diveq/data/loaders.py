@@ -6,9 +6,9 @@ from typing import Callable, Optional
 from audiotools.data import transforms
 from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 
-
-class DataError(ValueError):
-    """A data folder is missing, holds no audio, or is a held-out test set."""
+# A data folder that is missing, holds no audio, or is a held-out test set (a user error).
+from ..errors import DataError  # noqa: F401
+from .compat import patch_audiotools
 
 
 def check_folders(folders: Optional[dict], role: str = "train") -> None:
@@ -82,6 +82,8 @@ def build_dataset(folders: dict, sample_rate: int, transform: Optional[transform
     if not folders:
         raise DataError("no data folders configured (build_dataset.folders)")
     check_folders(folders, "data")
+    # audiotools' loaders read every file's length with util.info, which torchaudio >= 2.9 lacks.
+    patch_audiotools()
     datasets = []
     for name, sources in folders.items():
         sources = [sources] if isinstance(sources, (str, Path)) else list(sources)

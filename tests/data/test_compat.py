@@ -8,13 +8,15 @@ import soundfile as sf
 import torch
 import torchaudio
 
-import dac_diveq.codec  # noqa: F401  (importing the codec installs the shim)
-from dac_diveq.codec import compat
 from audiotools import AudioSignal
 from audiotools.core import util as at_util
 from audiotools.data.datasets import AudioDataset, AudioLoader
 
+from dac_diveq.data import compat
+from tests.conftest import run_python
+
 TORCHAUDIO_HAS_INFO = hasattr(torchaudio, "info")
+compat.patch_audiotools()  # as the data loaders and the codec package do before reading audio
 
 
 def speech_like(sample_rate, seconds, seed, channels=1):
@@ -148,3 +150,19 @@ def test_loader_dataset_batch(audio_dir, sample_rate):
         assert torch.isfinite(signal.audio_data).all()
         assert signal.audio_data.abs().amax(dim=-1).min() > 0.01  # real audio, not zero padding
         assert all(Path(p).parent == root for p in signal.path_to_file)
+
+
+def test_the_loaders_apply_the_shim_without_the_codec(audio_dir):
+    """``data/loaders.py`` needs the shim and applies it itself: a fresh interpreter that imports
+    neither ``dac_diveq.codec`` nor the shim builds a dataset and draws an excerpt."""
+    root, _ = audio_dir
+    code = ("import sys\n"
+            "from audiotools.data.datasets import AudioDataset, AudioLoader\n"
+            "from dac_diveq.data import loaders\n"
+            f"data = loaders.build_dataset({{'speech': [{str(root)!r}]}}, 16000, None, AudioLoader,\n"
+            "                              lambda loader, sr, transform: AudioDataset(loader, sr, n_examples=2,\n"
+            "                                                                         duration=0.5, transform=transform))\n"
+            "assert data[0]['signal'].signal_length == 8000\n"
+            "assert 'dac_diveq.codec' not in sys.modules, 'the codec was imported'\n")
+    result = run_python(["-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
