@@ -21,7 +21,7 @@ from dac.model.discriminator import Discriminator
 
 from ..errors import WeightsError
 from ..training import checkpoint
-from .layouts import layout_of
+from .layouts import conf_folder, layout_of
 from .model import DiVeQDAC, dac_architecture
 from .register import from_dac
 
@@ -147,7 +147,7 @@ def check_conf(architecture: Mapping[str, Any], conf: Mapping[str, Any], explici
     """
     layout = layout_of(architecture)
     where = f"DAC's {layout} layout" if layout else "a custom DAC layout"
-    fix = (f"use a conf for it (conf/{layout}/<method>.yml, conf/finetune/<method>.yml) or drop the key"
+    fix = (f"use a conf for it ({conf_folder(layout)}/<method>.yml, conf/finetune/<method>.yml) or drop the key"
            if layout else "use conf/finetune/<method>.yml or drop the key")
     settings = {key: conf.get(f"DiVeQDAC.{key}") for key in ARCHITECTURE_KEYS}
     for key in ARCHITECTURE_KEYS:

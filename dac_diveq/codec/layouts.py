@@ -24,6 +24,15 @@ LAYOUTS: dict[str, dict] = {
                          codebook_dim=8, quantizer_dropout=0.5),
 }
 
+#: The layout of ``conf/base.yml``: its GPU method files are ``conf/<method>.yml`` (no folder of their own).
+BASE_LAYOUT = "16khz"
+
+
+def conf_folder(layout: str) -> str:
+    """The folder of ``layout``'s GPU method files: ``conf`` for :data:`BASE_LAYOUT`, else ``conf/<layout>``."""
+    return "conf" if layout == BASE_LAYOUT else f"conf/{layout}"
+
+
 #: The keys that tell layouts apart (widths may be scaled down, e.g. in tests and CPU confs).
 IDENTITY = ("sample_rate", "encoder_rates", "decoder_rates", "n_codebooks", "codebook_size")
 

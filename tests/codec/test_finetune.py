@@ -7,7 +7,7 @@ import torch
 from dac.model.discriminator import Discriminator
 
 from dac_diveq.codec.finetune import FinetuneError, explicit_keys, load_stock_discriminator, read_stock_dac, start_from
-from dac_diveq.codec.layouts import LAYOUTS
+from dac_diveq.codec.layouts import LAYOUTS, conf_folder
 from dac_diveq.codec.model import DiVeQDAC
 from tests.conftest import ROOT
 
@@ -78,11 +78,12 @@ def test_a_conf_of_another_layout_is_refused_naming_the_key(name, other, tmp_pat
     monkeypatch.chdir(ROOT)
     _, path = stock_checkpoint(name, tmp_path)
     # The other layout's conf at the checkpoint's tiny widths: what differs is the layout itself.
-    conf, explicit = _conf(f"conf/{other}/diveq.yml", **{f"DiVeQDAC.{k}": v for k, v in TINY_WIDTHS.items()})
+    conf, explicit = _conf(f"{conf_folder(other)}/diveq.yml", **{f"DiVeQDAC.{k}": v for k, v in TINY_WIDTHS.items()})
     with pytest.raises(FinetuneError) as caught:
         start_from(path, {"method": "diveq"}, conf, explicit)
     message = str(caught.value)
-    assert "\n" not in message and f"is DAC's {name} layout" in message and f"conf/{name}/" in message
+    assert "\n" not in message and f"is DAC's {name} layout" in message
+    assert f"({conf_folder(name)}/<method>.yml" in message
     differing = [k for k in ("sample_rate", "encoder_rates", "latent_dim", "n_codebooks")
                  if LAYOUTS[name][k] != LAYOUTS[other][k]]
     assert f"configuration sets DiVeQDAC.{differing[0]}:" in message

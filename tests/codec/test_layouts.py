@@ -1,13 +1,12 @@
-"""DAC's released layouts: every ``conf/<layout>/<method>.yml`` builds the right DiVeQDAC (hop, codebooks,
-bitrate, discriminator rate) and agrees with :data:`dac_diveq.codec.layouts.LAYOUTS`."""
-import math
-
+"""DAC's released layouts: every ``conf/<layout>/<method>.yml`` (``conf/<method>.yml`` for the 16 kHz
+one) builds the right DiVeQDAC (hop, codebooks, bitrate, discriminator rate) and agrees with
+:data:`dac_diveq.codec.layouts.LAYOUTS`."""
 import argbind
 import pytest
 import torch
 
 from dac_diveq.codec.cli import _describe_model
-from dac_diveq.codec.layouts import LAYOUTS, bitrate, hop_length, layout_of
+from dac_diveq.codec.layouts import BASE_LAYOUT, LAYOUTS, bitrate, conf_folder, hop_length, layout_of
 from dac_diveq.codec.model import DiVeQDAC, dac_architecture
 from dac_diveq.quantize import METHODS
 from tests.conftest import ROOT
@@ -19,7 +18,7 @@ CONF_NAMES = {"rotation": "rt"}  # method -> conf file name where they differ
 
 
 def _conf(layout: str, method: str) -> dict:
-    return argbind.load_args(str(ROOT / "conf" / layout / f"{CONF_NAMES.get(method, method)}.yml"))
+    return argbind.load_args(str(ROOT / conf_folder(layout) / f"{CONF_NAMES.get(method, method)}.yml"))
 
 
 def _model_keys(conf: dict, **overrides) -> dict:
@@ -35,7 +34,7 @@ def test_layout_conf_builds_the_released_architecture(layout, monkeypatch):
     keys = _model_keys(conf)
     assert {k: keys[k] for k in LAYOUTS[layout]} == LAYOUTS[layout]
     assert conf["Discriminator.sample_rate"] == keys["sample_rate"] and conf["gpu_recipe"] is True
-    assert conf["DiVeQDAC.method"] == "diveq" and conf["save_path"] == f"runs/{layout}/diveq"
+    assert conf["DiVeQDAC.method"] == "diveq" and conf["save_path"] == ("runs/diveq" if layout == BASE_LAYOUT else f"runs/{layout}/diveq")
     assert (keys["latent_dim"] or keys["encoder_dim"] * 2 ** len(keys["encoder_rates"])) == latent
     assert hop_length(keys) == hop and bitrate(keys) == pytest.approx(kbps * 1000, abs=1)
     # The model itself, at tiny widths (the rates, codebooks and bitrate are the layout's).
@@ -63,10 +62,3 @@ def test_every_method_has_a_conf_in_every_layout(layout, monkeypatch):
         # The method's own options come from conf/<method>.yml, the rest of the recipe from conf/base.yml.
         assert conf["AdamW.lr"] == 1e-4 and conf["batch_size"] == 72 and conf["lambdas"]["adv/gen_loss"] == 1.0
 
-
-def test_the_16khz_method_files_are_unchanged_by_the_layouts(monkeypatch):
-    monkeypatch.chdir(ROOT)
-    plain, layered = argbind.load_args("conf/diveq.yml"), _conf("16khz", "diveq")
-    assert {k: v for k, v in layered.items() if k != "save_path"} == {k: v for k, v in plain.items()
-                                                                       if k != "save_path"}
-    assert math.isclose(bitrate(_model_keys(plain)), 6000)

@@ -163,7 +163,7 @@ def test_ctrl_c_saves_latest_and_the_run_resumes_from_it(tmp_path, data):
     assert f"at step {step}" in again.stderr and "steps: " + f"{step} -> {step + 1}" in again.stderr
 
 
-@pytest.mark.parametrize("conf", ["conf/recipe.yml", "conf/16khz/diveq.yml", "conf/cpu/diveq.yml",
+@pytest.mark.parametrize("conf", ["conf/recipe.yml", "conf/diveq.yml", "conf/cpu/diveq.yml",
                                   "conf/quickstart/ste.yml"])
 def test_the_transforms_normalise_to_the_models_level(conf):
     """The training level is the model's ``loudness_db`` (DAC's -16 LUFS unless a conf sets it):
