@@ -1,9 +1,9 @@
 """Train a VQ-VAE with every selected method x bits per code x seed on the same images and budget,
 evaluate PSNR/SSIM/LPIPS and codebook statistics on the held-out images, and write the report.
 
-    recipes/image_compare --size quickstart                         # CPU: ste/rt/diveq/sf_diveq x 4, 6, 8 bits
-    recipes/image_compare --size gpu --bits 4 5 6 7 8 9 10 11      # one H100, 128x128 images
-    recipes/image_compare --size gpu --lpips_weights vgg16.pth     # + LPIPS in the loss and the metrics
+    python recipes/image_compare.py --size quickstart                         # CPU: ste/rt/diveq/sf_diveq x 4, 6, 8 bits
+    python recipes/image_compare.py --size gpu --bits 4 5 6 7 8 9 10 11      # one H100, 128x128 images
+    python recipes/image_compare.py --size gpu --lpips_weights vgg16.pth     # + LPIPS in the loss and the metrics
 
 Re-running skips finished trainings and evaluations (it resumes interrupted ones) and refuses to
 overwrite an existing report unless ``--force``.
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
                          *lpips], log)
                 eval_dirs.append(eval_dir)
     commands = write_commands(ROOT / root / "commands.txt",
-                              f"# recipes/image_compare {' '.join(argv or sys.argv[1:])}", log)
+                              f"# recipes/image_compare.py {' '.join(argv or sys.argv[1:])}", log)
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
                   "--title", f"Image VQ-VAE comparison ({args.size})", "--print-headline"]
     if args.force:

@@ -1,12 +1,12 @@
 """Train every selected method x seed on the same data and budget, evaluate on the held-out real
 speech, and write a comparative report.
 
-    recipes/speech_compare --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
-    recipes/speech_compare --size gpu --seeds 0 1 2               # one H100, ~8 min per run (LibriTTS)
-    recipes/speech_compare --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
-    recipes/speech_compare --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
-    recipes/speech_compare --size cpu --init warmup --methods ste diveq   # estimator-only: one warm-up for all
-    recipes/speech_compare --size long --init warmup --methods ste diveq --seeds 0 1 2 --jobs 2 --until 2000
+    python recipes/speech_compare.py --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
+    python recipes/speech_compare.py --size gpu --seeds 0 1 2               # one H100, ~8 min per run (LibriTTS)
+    python recipes/speech_compare.py --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
+    python recipes/speech_compare.py --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
+    python recipes/speech_compare.py --size cpu --init warmup --methods ste diveq   # estimator-only: one warm-up for all
+    python recipes/speech_compare.py --size long --init warmup --methods ste diveq --seeds 0 1 2 --jobs 2 --until 2000
 
 Method comparisons are evaluated on the held-out **test** set (``data/speech/test``, reported only);
 ablations, which choose something, on the **dev** set (``data/speech/dev``) and cannot read the test set.
@@ -337,7 +337,7 @@ def main(argv=None) -> int:
     if reference is not None:
         eval_dirs.append(reference)
     commands = write_commands(ROOT / root / "commands.txt",
-                              f"# recipes/speech_compare {' '.join(argv or sys.argv[1:])}", log)
+                              f"# recipes/speech_compare.py {' '.join(argv or sys.argv[1:])}", log)
     report_cmd = [PY, "scripts/report.py", "--runs", *eval_dirs, "--output", report, "--commands", commands,
                   "--title", f"Speech codec comparison ({name})", *([] if args.no_headline else ["--print-headline"])]
     notes = ROOT / report / "runs" / "TRAINING.md"
