@@ -13,10 +13,10 @@ from dac_diveq.report.markdown import portable_command
 from dac_diveq.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Recipe method names -> conf file stems (``rt`` is the rotation trick).
-METHOD_CONF = {"ste": "ste", "rt": "rt", "rotation": "rt", "ema": "ema", "gumbel": "gumbel", "nsvq": "nsvq",
-               "diveq": "diveq", "diveq_detach": "diveq_detach", "sf_diveq": "sf_diveq",
-               "sf_diveq_detach": "sf_diveq_detach"}
+#: Recipe method names -> conf file stems: the quantizer methods' own names (the rotation trick is
+#: ``rotation`` everywhere: method, conf files, run folders).
+METHOD_CONF = {name: name for name in ("ste", "rotation", "ema", "gumbel", "nsvq", "diveq", "diveq_detach",
+                                       "sf_diveq", "sf_diveq_detach")}
 
 
 def shown(cmd: list) -> str:

@@ -1,7 +1,7 @@
 """Train a VQ-VAE with every selected method x bits per code x seed on the same images and budget,
 evaluate PSNR/SSIM/LPIPS and codebook statistics on the held-out images, and write the report.
 
-    python recipes/image_compare.py --size quickstart                         # CPU: ste/rt/diveq/sf_diveq x 4, 6, 8 bits
+    python recipes/image_compare.py --size quickstart                         # CPU: ste/rotation/diveq/sf_diveq x 4, 6, 8 bits
     python recipes/image_compare.py --size gpu --bits 4 5 6 7 8 9 10 11      # one H100, 128x128 images
     python recipes/image_compare.py --size gpu --lpips_weights vgg16.pth     # + LPIPS in the loss and the metrics
 
@@ -99,7 +99,7 @@ def add_figures(report: Path, root: Path, methods: list[str], bits: int, seed: i
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
-    parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
+    parser.add_argument("--methods", nargs="+", default=["ste", "rotation", "diveq", "sf_diveq"])
     parser.add_argument("--bits", nargs="+", type=int, help="bits per code, log2 of the codebook size "
                                                               "(default: quickstart 4 6 8, gpu 4 6 8 10)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])

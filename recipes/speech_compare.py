@@ -1,7 +1,7 @@
 """Train every selected method x seed on the same data and budget, evaluate on the held-out real
 speech, and write a comparative report.
 
-    python recipes/speech_compare.py --size quickstart                      # CPU, ste/rt/diveq/sf_diveq, seed 0
+    python recipes/speech_compare.py --size quickstart                      # CPU, ste/rotation/diveq/sf_diveq, seed 0
     python recipes/speech_compare.py --size gpu --seeds 0 1 2               # one H100, ~8 min per run (LibriTTS)
     python recipes/speech_compare.py --size quickstart --ablation noise_var  # DiVeQ sigma^2 sweep
     python recipes/speech_compare.py --size cpu --methods ste diveq --seeds 0 1 2 --jobs 2 --force   # 2 runs per ~35 min, 2 cores
@@ -213,7 +213,7 @@ def write_steps_notes(report: Path, eval_name: str, notes: Path) -> Path:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="quickstart")
-    parser.add_argument("--methods", nargs="+", default=["ste", "rt", "diveq", "sf_diveq"])
+    parser.add_argument("--methods", nargs="+", default=["ste", "rotation", "diveq", "sf_diveq"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--ablation", choices=sorted(ABLATIONS), help="run an ablation instead of --methods")
     parser.add_argument("--variants", nargs="+", help="with --ablation: train/evaluate only these of its variants")

@@ -14,11 +14,10 @@ from tests.conftest import ROOT
 #: Layout -> (hop length, latent width at DAC's size, kbps with every codebook).
 EXPECTED = {"16khz": (320, 1024, 6.0), "24khz": (320, 1024, 24.0), "44khz": (512, 1024, 7.752),
             "44khz_16kbps": (512, 128, 15.504)}
-CONF_NAMES = {"rotation": "rt"}  # method -> conf file name where they differ
 
 
 def _conf(layout: str, method: str) -> dict:
-    return argbind.load_args(str(ROOT / conf_folder(layout) / f"{CONF_NAMES.get(method, method)}.yml"))
+    return argbind.load_args(str(ROOT / conf_folder(layout) / f"{method}.yml"))
 
 
 def _model_keys(conf: dict, **overrides) -> dict:

@@ -202,7 +202,7 @@ def test_a_method_comparison_reports_on_the_test_set_and_its_dev_evaluation_sits
 def test_the_init_protocol_is_the_same_for_every_method(tmp_path, monkeypatch, init, expected):
     recipe = _recipe()
     code, commands = _commands(recipe, monkeypatch, [
-        "--size", "cpu", "--methods", "ste", "rt", "diveq", "sf_diveq", "--seeds", "0", "--init", init,
+        "--size", "cpu", "--methods", "ste", "rotation", "diveq", "sf_diveq", "--seeds", "0", "--init", init,
         "--report", str(tmp_path / "r"), "--root", str(tmp_path / "runs"), "--force", "--no_headline"])
     trainings = [c for c in commands if "scripts/train.py" in c]
     assert code == 0 and len(trainings) == 4
