@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Callable, Optional, Sequence, TextIO
+from typing import Optional, Sequence, TextIO
 
 #: The environment variable that shows user errors' tracebacks (any value but "", "0", "false", "no").
 DEBUG_VARIABLE = "DAC_DIVEQ_DEBUG"
@@ -89,21 +89,3 @@ def report(exc: UserError, debug: bool, stream: Optional[TextIO] = None) -> int:
     print(f"error: {exc}", file=stream)
     return USER_ERROR_STATUS
 
-
-def run_main(main: Callable[[], Optional[int]]) -> int:
-    """Call an entry point's ``main`` with the project's error rule.
-
-    ``--debug`` is taken out of ``sys.argv`` first; a :class:`UserError` becomes one line and
-    :data:`USER_ERROR_STATUS`; anything else propagates with its traceback.
-
-    Args:
-        main: the script's body, returning an exit status (None: 0).
-
-    Returns:
-        The exit status.
-    """
-    debug = pop_debug_flag(sys.argv)
-    try:
-        return main() or 0
-    except UserError as exc:
-        return report(exc, debug)
