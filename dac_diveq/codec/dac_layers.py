@@ -22,7 +22,6 @@ from torch import nn
 from ..errors import ConfigError
 from ..quantize import estimators
 from ..quantize.core import Quantizer
-from ..quantize.lookup import nearest
 from ..quantize.residual import (check_n_quantizers, check_residual_mode, dropout_counts, joint_surrogate,
                                  with_value_of)
 
@@ -75,7 +74,8 @@ class VectorQuantize(nn.Module):
         return self.out_proj(out.z_q.transpose(1, 2)), out.codes, z_e
 
     def embed_code(self, embed_id: torch.Tensor) -> torch.Tensor:
-        return F.embedding(embed_id, self.codebook.weight)
+        # The stage's codeword table: DAC's embedding weight, FSQ's grid or SimVQ's mapped basis.
+        return F.embedding(embed_id, self.codebook.codebook)
 
     def decode_code(self, embed_id: torch.Tensor) -> torch.Tensor:
         return self.embed_code(embed_id).transpose(1, 2)
@@ -83,7 +83,7 @@ class VectorQuantize(nn.Module):
     def decode_latents(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Hard quantization of projected latents ``B x d x T`` -> ``(codewords B x d x T, indices B x T)``."""
         flat = latents.transpose(1, 2).reshape(-1, self.codebook_dim)
-        indices = nearest(flat, self.codebook.weight, self.codebook.lookup).reshape(latents.shape[0], -1)
+        indices = self.codebook.encode(flat).reshape(latents.shape[0], -1)
         return self.decode_code(indices), indices
 
 

@@ -1,8 +1,9 @@
 """Model-agnostic vector-quantization core: DiVeQ, SF-DiVeQ and the baselines they are compared with.
 
 * :mod:`.estimators`, :mod:`.space_filling` - the gradient surrogates (pure functions)
-* :mod:`.methods` - the registry of named methods (:data:`METHODS`)
-* :mod:`.codebook` - codebook state and maintenance (replacement, SF init, EMA)
+* :mod:`.methods` - the registry of named methods (the paper's :data:`METHODS`, then :data:`BASELINES`: FSQ, SimVQ)
+* :mod:`.fsq` - finite scalar quantization's bound, rounding and mixed-radix codes (pure functions)
+* :mod:`.codebook` - codebook state and maintenance (replacement, SF init, k-means init, EMA)
 * :mod:`.core` - :class:`Quantizer`, one stage on ``(..., D)`` tensors (the one declaration of its options)
 * :mod:`.options` - the quantizer options models expose as their own constructor arguments
 * :mod:`.residual` - residual and product wrappers
@@ -13,13 +14,14 @@ codec (:mod:`dac_diveq.codec.dac_layers`); they stay importable from here for ex
 that access imports DAC.
 """
 from .core import Quantizer, QuantizerOutput
-from .methods import METHODS, register
+from .methods import BASELINES, METHODS, register
 from .residual import ProductQuantizer, ResidualQuantizer
 
 #: Names resolved lazily from the codec (they need ``dac``): see :func:`__getattr__`.
 _DAC_LAYERS = ("ResidualVectorQuantize", "VectorQuantize")
 
 __all__ = [
+    "BASELINES",
     "METHODS",
     "ProductQuantizer",
     "Quantizer",

@@ -6,7 +6,8 @@ the three procedures that act on the codebook directly:
 * usage counting and **replacement** of dead codewords (paper B.1),
 * **SF-DiVeQ initialisation** from averaged recent latents (paper A.5), fed by
   a bounded capture buffer,
-* **EMA** codebook updates (the ``ema`` method).
+* **EMA** codebook updates (the ``ema`` method),
+* **k-means initialisation** (EnCodec's), from the first batch or from the captured latents.
 
 Ordinary steps only touch device tensors (no host synchronisation). Decisions
 that need host values (replacement, initialisation) happen on their scheduled
@@ -23,6 +24,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from . import distributed
+from .lookup import nearest
 from .schedule import ReplacementSchedule
 
 # Laplace smoothing of EMA cluster sizes, so rarely used codewords do not divide by ~0.
@@ -32,6 +34,57 @@ EMA_EPS = 1e-5
 #: which a codeword was used at all); ``assignments`` - fewer than ``discard_threshold``
 #: assignments per step on average.
 DISCARD_RULES = ("steps", "assignments")
+
+
+def _kmeans_plus_plus(rows: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii 2007): each next centroid is a row drawn with
+    probability proportional to its squared distance to the nearest centroid so far, so separated
+    clusters are rarely left without one (uniform seeding often puts two in one cluster). With
+    ``N <= k`` rows every row is a centroid and the rest repeat rows (dead, for replacement)."""
+    n = rows.shape[0]
+    if n <= k:
+        extra = torch.randint(0, n, (k - n,), generator=gen)
+        return rows[torch.cat([torch.arange(n), extra]).to(rows.device)].clone()
+    # Draws on the CPU from the seeded generator: the same on every rank and device.
+    first = int(torch.randint(0, n, (1,), generator=gen))
+    chosen = [first]
+    dist = (rows - rows[first]).pow(2).sum(-1)
+    for _ in range(k - 1):
+        weights = dist.cpu()
+        nxt = int(torch.multinomial(weights, 1, generator=gen)) if weights.sum() > 0 else \
+            int(torch.randint(0, n, (1,), generator=gen))
+        chosen.append(nxt)
+        dist = torch.minimum(dist, (rows - rows[nxt]).pow(2).sum(-1))
+    return rows[torch.tensor(chosen, device=rows.device)].clone()
+
+
+@torch.no_grad()
+def kmeans(rows: torch.Tensor, k: int, iters: int, seed: int, rule: str = "euclidean") -> torch.Tensor:
+    """Lloyd's k-means of ``rows``, deterministic given ``seed``.
+
+    Args:
+        rows: ``(N, D)`` latents (``N < k`` repeats rows among the initial centroids).
+        k: number of centroids.
+        iters: Lloyd iterations.
+        seed: seeds k-means++'s choice of initial centroids among the rows.
+        rule: the stage's lookup; ``"cosine"`` clusters directions (spherical k-means), since
+            a cosine lookup only ever sees a codeword's direction.
+
+    Returns:
+        ``(k, D)`` float64 centroids; a centroid that loses all its rows keeps its last value.
+    """
+    rows = rows.double()
+    if rule == "cosine":
+        rows = torch.nn.functional.normalize(rows, dim=-1)
+    centroids = _kmeans_plus_plus(rows, k, torch.Generator().manual_seed(seed))
+    for _ in range(iters):
+        assign = nearest(rows, centroids, "euclidean")
+        sums = torch.zeros_like(centroids).index_add_(0, assign, rows)
+        counts = torch.bincount(assign, minlength=k).unsqueeze(1).to(rows.dtype)
+        centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
+        if rule == "cosine":
+            centroids = torch.nn.functional.normalize(centroids, dim=-1)
+    return centroids
 
 
 class CodebookMaintenance(nn.Module):
@@ -58,7 +111,13 @@ class CodebookMaintenance(nn.Module):
             consecutive captured latents; the buffer holds ``K * latents_per_code`` rows at most
             (rounded up to a whole number of rows per step).
         ema_decay: ``ema`` only: decay gamma of the codebook EMA; None disables EMA state.
-        seed: seeds the choice of which rows are captured (same on every rank and on resume).
+        learned_table: the table holds learned codewords; False (FSQ's grid, SimVQ's frozen
+            basis): the warm-up ends without touching it.
+        kmeans_iters: > 0 initialises the codebook by k-means with this many iterations: of the
+            first training batch (no warm-up) or of the captured latents (after ``skip_iters``).
+        kmeans_rule: the stage's lookup rule (see :func:`kmeans`).
+        seed: seeds the choice of which rows are captured (same on every rank and on resume)
+            and k-means' initial centroids.
     """
 
     def __init__(
@@ -73,6 +132,9 @@ class CodebookMaintenance(nn.Module):
         avg_iters: int = 50,
         latents_per_code: int = 32,
         ema_decay: Optional[float] = None,
+        learned_table: bool = True,
+        kmeans_iters: int = 0,
+        kmeans_rule: str = "euclidean",
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -101,11 +163,16 @@ class CodebookMaintenance(nn.Module):
         self.avg_iters = avg_iters
         self.seed = seed
         self.ema_decay = ema_decay
+        self.learned_table = learned_table
+        self.kmeans_iters = kmeans_iters
+        self.kmeans_rule = kmeans_rule
 
         # Host-side counters (saved through get_extra_state, never read from the device).
         self.step = 0
         self.window_start = 0
         self.initialized = self.skip_iters == 0
+        # EnCodec-style: with no warm-up, k-means runs on the first training batch.
+        self.kmeans_pending = kmeans_iters > 0 and self.skip_iters == 0
         self.capture_len = 0
         self.replaced_last = 0
 
@@ -141,7 +208,7 @@ class CodebookMaintenance(nn.Module):
         return self.initialized
 
     def capturing(self) -> bool:
-        return not self.initialized and self.step > self.skip_iters - self.avg_iters
+        return self.learned_table and not self.initialized and self.step > self.skip_iters - self.avg_iters
 
     # ------------------------------------------------------------------ usage
     @torch.no_grad()
@@ -231,7 +298,9 @@ class CodebookMaintenance(nn.Module):
         # stays the mean of neighbouring latents however many ranks there are.
         rows = distributed.gather_rows(self.capture[: self.capture_len]).double()
         total, k = rows.shape[0], self.codebook_size
-        if total > 0:
+        if total > 0 and self.kmeans_iters:
+            self._set_table(weight, kmeans(rows, k, self.kmeans_iters, self.seed, self.kmeans_rule))
+        elif total > 0:
             j = torch.arange(k, device=rows.device)
             start = torch.div(j * total, k, rounding_mode="floor")
             end = torch.maximum(torch.div((j + 1) * total, k, rounding_mode="floor"), start + 1)
@@ -244,6 +313,22 @@ class CodebookMaintenance(nn.Module):
         self.usage.zero_()  # the replacement window starts with the initialised codebook
         if self.ema_decay is not None:
             self._ema_needs_init = True
+
+    # ------------------------------------------------------------------ k-means init
+    @torch.no_grad()
+    def kmeans_from_batch(self, weight: torch.Tensor, z: torch.Tensor) -> None:
+        """EnCodec's initialisation: k-means of this (first) batch's latents, pooled over ranks."""
+        rows = distributed.gather_rows(z.detach().float())
+        self._set_table(weight, kmeans(rows, self.codebook_size, self.kmeans_iters, self.seed, self.kmeans_rule))
+        self.kmeans_pending = False
+        self.usage.zero_()
+        if self.ema_decay is not None:
+            self._ema_needs_init = True
+
+    def _set_table(self, weight: torch.Tensor, centroids: torch.Tensor) -> None:
+        # Every rank computed the same centroids from the same pooled rows; rank 0's copy is
+        # broadcast anyway, so float reductions that differ by device cannot split the ranks.
+        weight.copy_(distributed.broadcast_(centroids.to(weight.device, weight.dtype).contiguous()))
 
     # ------------------------------------------------------------------ EMA
     @torch.no_grad()
@@ -283,6 +368,7 @@ class CodebookMaintenance(nn.Module):
             "initialized": self.initialized,
             "capture_len": self.capture_len,
             "ema_needs_init": getattr(self, "_ema_needs_init", False),
+            "kmeans_pending": self.kmeans_pending,
             "usage": self.usage,
             "capture": self.capture[: self.capture_len],
         }
@@ -292,6 +378,8 @@ class CodebookMaintenance(nn.Module):
         self.window_start = int(state["window_start"])
         self.initialized = bool(state["initialized"])
         self.capture_len = int(state["capture_len"])
+        # Absent from checkpoints older than kmeans_init: a saved run is past its first batch.
+        self.kmeans_pending = bool(state.get("kmeans_pending", False))
         device = self.usage.device
         self.usage = state["usage"].to(device=device, dtype=torch.float32).clone()
         self.capture = torch.zeros(0, self.dim, device=device)
@@ -304,6 +392,7 @@ class CodebookMaintenance(nn.Module):
     def mark_initialized(self) -> None:
         """Treat the current codebook as initialised (e.g. codewords from a pretrained model)."""
         self.initialized = True
+        self.kmeans_pending = False
         self.capture = torch.zeros(0, self.dim, device=self.usage.device)
         self.capture_len = 0
         if self.ema_decay is not None:

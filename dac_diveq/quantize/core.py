@@ -4,14 +4,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from . import estimators
+from . import estimators, fsq
 from .codebook import CodebookMaintenance
 from .lookup import LOOKUPS, gather, nearest
 from .methods import Selection, exponential_anneal, get_method
@@ -89,7 +89,14 @@ class Quantizer(nn.Module):
         codebook_init: ``"normal"`` (N(0, 1), DAC's) or ``"uniform"`` (U(0, 1/K), the authors'
             image code; with large initial codewords and small latents one codeword wins every
             latent and the rotation trick's ``||c|| / ||z||`` scaling destabilises training).
-        seed: seeds SF-DiVeQ's choice of captured latents.
+        fsq_levels: ``fsq`` only: levels per dimension, e.g. ``[8, 5, 5, 5]``; then ``dim`` must be
+            ``len(fsq_levels)`` and ``codebook_size`` their product (the implicit grid's size).
+        kmeans_init: initialise a learned codebook by k-means (EnCodec's): on the first training
+            batch's latents (pooled over DDP ranks), or, with ``skip_iters``, on the latents
+            captured during the warm-up instead of their chunk means. Not for ``fsq`` (no codebook)
+            or ``simvq`` (its codebook is a frozen basis by design).
+        kmeans_iters: Lloyd iterations of ``kmeans_init`` (EnCodec: 10).
+        seed: seeds SF-DiVeQ's choice of captured latents and k-means' initial centroids.
     """
 
     def __init__(
@@ -120,6 +127,9 @@ class Quantizer(nn.Module):
         sf_inference: str = "codeword",
         check_finite: Optional[bool] = None,
         codebook_init: str = "normal",
+        fsq_levels: Optional[List[int]] = None,
+        kmeans_init: bool = False,
+        kmeans_iters: int = 10,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -145,6 +155,15 @@ class Quantizer(nn.Module):
                              ("kl_weight", kl_weight)):
             if weight < 0:
                 raise ConfigError(f"{name} must be >= 0, got {weight}")
+        table = self.spec.table
+        if table == "fsq":
+            levels = fsq.check_levels(fsq_levels or (), codebook_size, dim)
+        elif fsq_levels:
+            raise ConfigError(f"fsq_levels applies to method 'fsq', not {method!r}")
+        if kmeans_init and table != "learned":
+            raise ConfigError(f"kmeans_init applies to learned codebooks, not method {method!r}")
+        if kmeans_init and kmeans_iters < 1:
+            raise ConfigError(f"kmeans_iters must be >= 1, got {kmeans_iters}")
 
         self.codebook_size = int(codebook_size)
         self.dim = int(dim)
@@ -159,11 +178,14 @@ class Quantizer(nn.Module):
         self.sf_inference = sf_inference
         self.check_finite = check_finite
 
-        if codebook_init == "normal":  # nn.Embedding's, as DAC
-            initial = torch.randn(self.codebook_size, self.dim)
-        else:
-            initial = torch.rand(self.codebook_size, self.dim) / self.codebook_size
-        self.weight = nn.Parameter(initial, requires_grad=not self.spec.ema)
+        self.weight = nn.Parameter(self._initial_table(codebook_init, fsq_levels),
+                                   requires_grad=table == "learned" and not self.spec.ema)
+        if table == "fsq":
+            # Not saved: the levels are a constructor argument; a buffer follows the device.
+            self.register_buffer("fsq_levels", torch.tensor(levels, dtype=torch.long), persistent=False)
+        if table == "frozen_linear":
+            # SimVQ's learned map of the frozen basis (the paper's one linear layer, no bias).
+            self.transform = nn.Linear(self.dim, self.dim, bias=False)
         schedule = ReplacementSchedule(
             every=replace_every if self.spec.replacement else 0,
             every_after=replace_every_after,
@@ -182,13 +204,36 @@ class Quantizer(nn.Module):
             avg_iters=avg_iters,
             latents_per_code=latents_per_code,
             ema_decay=ema_decay if self.spec.ema else None,
+            learned_table=table == "learned",
+            kmeans_iters=kmeans_iters if kmeans_init else 0,
+            kmeans_rule=lookup,
             seed=seed,
         )
 
+    def _initial_table(self, codebook_init: str, fsq_levels: Optional[List[int]]) -> torch.Tensor:
+        """What ``weight`` starts as: the codewords, FSQ's grid, or SimVQ's frozen basis."""
+        if self.spec.table == "fsq":
+            return fsq.grid(fsq_levels)
+        if self.spec.table == "frozen_linear":
+            # Gaussian with unit-norm rows in expectation, as SimVQ's reference code.
+            return torch.randn(self.codebook_size, self.dim) * self.dim ** -0.5
+        if codebook_init == "normal":  # nn.Embedding's, as DAC
+            return torch.randn(self.codebook_size, self.dim)
+        return torch.rand(self.codebook_size, self.dim) / self.codebook_size
+
     @property
     def codebook(self) -> torch.Tensor:
-        """The ``(K, D)`` codeword table."""
+        """The ``(K, D)`` codeword table (SimVQ: the learned map of the frozen basis, with gradient)."""
+        if self.spec.table == "frozen_linear":
+            return self.transform(self.weight)
         return self.weight
+
+    @torch.no_grad()
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        """Storable codes of ``(N, D)`` latents, by the eval-mode rule (no maintenance)."""
+        if self.spec.infer is not None:
+            return self.spec.infer(self, z.float()).codes
+        return nearest(z, self.codebook, self.lookup)
 
     def set_total_iters(self, total_iters: Optional[int]) -> None:
         """Set the planned training length: replacement stops ``replace_stop_before_end`` steps
@@ -220,7 +265,7 @@ class Quantizer(nn.Module):
         dtype = flat.dtype
         flat = flat.float()
         if self.training:
-            self.maintenance.begin_step(self.weight)
+            self._begin_step(flat)
             sel = self.spec.train(self, flat) if self.maintenance.quantizing else self._skip(flat)
         else:
             sel = self._infer(flat)
@@ -240,7 +285,7 @@ class Quantizer(nn.Module):
         point on the curve (the authors' residual SF-DiVeQ); in eval it is the nearest codeword."""
         flat = self._validated(z).float()
         if self.training:
-            self.maintenance.begin_step(self.weight)
+            self._begin_step(flat)
         if self.training and not self.maintenance.quantizing:
             sel = self._skip(flat)
         elif self.training and self.spec.space_filling:
@@ -255,6 +300,11 @@ class Quantizer(nn.Module):
         out.codes = out.codes.reshape(z.shape[:-1])
         return out
 
+    def _begin_step(self, z: torch.Tensor) -> None:
+        self.maintenance.begin_step(self.weight)
+        if self.maintenance.kmeans_pending:
+            self.maintenance.kmeans_from_batch(self.weight, z)
+
     def _skip(self, z: torch.Tensor) -> Selection:
         """The warm-up before initialisation (paper A.5): latents pass through unquantized,
         recent ones are captured for the initial codebook, and their nearest codewords are
@@ -263,12 +313,14 @@ class Quantizer(nn.Module):
             self.maintenance.capture_latents(z)
         # The zero term keeps the codebook in the graph, so DDP (which expects a gradient for
         # every parameter) runs without find_unused_parameters.
-        return Selection(z + 0.0 * self.codebook.sum(), nearest(z, self.codebook, self.lookup))
+        return Selection(z + 0.0 * self.codebook.sum(), self.encode(z))
 
     def _infer(self, z: torch.Tensor) -> Selection:
         if self.spec.space_filling and self.sf_inference == "curve":
             points, codes = project_to_curve(z, self.codebook, self.lookup)
             return Selection(estimators.straight_through(z, points), codes)
+        if self.spec.infer is not None:
+            return self.spec.infer(self, z)
         codes = nearest(z, self.codebook, self.lookup)
         c = gather(self.codebook, codes)
         return Selection(estimators.straight_through(z, c), codes, c)

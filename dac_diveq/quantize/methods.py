@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import torch
 
 from ..errors import ConfigError
-from . import estimators, space_filling
+from . import estimators, fsq, space_filling
 from .lookup import gather, nearest, similarity_logits
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -54,6 +54,11 @@ class MethodSpec:
         replacement: whether dead-codeword replacement applies (off for SF-DiVeQ).
         space_filling: SF-DiVeQ family (skip-and-initialise by default, curve inference option).
         ema: codebook learned by EMA, not by gradients.
+        table: what ``Quantizer.weight`` holds: ``"learned"`` (the codewords), ``"fsq"`` (FSQ's
+            fixed grid, no parameters) or ``"frozen_linear"`` (SimVQ's frozen random basis,
+            mapped to the codewords by a learned linear layer).
+        infer: eval-mode hard quantization ``(stage, z) -> Selection`` when it is not the
+            nearest codeword of the table (FSQ rounds per dimension).
     """
 
     name: str
@@ -62,6 +67,12 @@ class MethodSpec:
     replacement: bool = True
     space_filling: bool = False
     ema: bool = False
+    table: str = "learned"
+    infer: Optional[Callable[["Quantizer", torch.Tensor], Selection]] = None
+
+
+#: What ``Quantizer.weight`` can hold (see :attr:`MethodSpec.table`).
+TABLES = ("learned", "fsq", "frozen_linear")
 
 
 REGISTRY: dict[str, MethodSpec] = {}
@@ -149,7 +160,31 @@ register("sf_diveq_detach", replacement=False, space_filling=True)(
 )
 
 METHODS: tuple[str, ...] = tuple(REGISTRY)
-"""Names of every registered method, in the paper's Table 1 order."""
+"""The methods of the DiVeQ paper's Table 1, in its order (every method with a learned table)."""
+
+
+def _fsq(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    """FSQ: bounded per-dimension rounding, straight-through; the same rule in eval."""
+    z_q, codes = fsq.quantize(z, stage.fsq_levels)
+    return Selection(z_q, codes)
+
+
+# No codebook to learn, so no replacement and no auxiliary loss (the paper has none).
+register("fsq", replacement=False, table="fsq", infer=_fsq)(_fsq)
+
+
+@register("simvq", aux="vq", replacement=False, table="frozen_linear")
+def _simvq(stage: "Quantizer", z: torch.Tensor) -> Selection:
+    """SimVQ (Zhu et al.): nearest codeword of ``W(C)`` (``C`` frozen), straight-through, with
+    the VQ-VAE losses, whose codebook term trains ``W`` (the paper's loss)."""
+    codes, c = _hard(stage, z)
+    return Selection(estimators.straight_through(z, c), codes, c)
+
+
+BASELINES: tuple[str, ...] = tuple(name for name in REGISTRY if name not in METHODS)
+"""Methods the paper does not compare with that codec work does (FSQ, SimVQ); they are not in
+:data:`METHODS`, whose every member shares one constructor (FSQ's size comes from its levels)."""
+ALL_METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def exponential_anneal(step: int, start: float, end: float, steps: int) -> float:

@@ -22,13 +22,13 @@ from typing import Any, Callable, Sequence, TypeVar
 from .core import Quantizer
 
 #: Options a model may expose, in the order they appear in its signature.
-MODEL_OPTIONS = ("lookup", "noise_var", "replace_every", "replace_every_after", "replace_slowdown_at",
-                 "replace_stop_before_end", "discard_threshold", "discard_rule", "skip_iters", "avg_iters", "latents_per_code",
-                 "ema_decay", "kl_weight", "commitment_weight", "codebook_weight", "codebook_init")
-#: The options every model exposes. The other three only matter where the model's loss is the core's
-#: ``aux_loss`` (DAC's layers return the commitment and codebook losses unweighted, and keep DAC's
-#: N(0, 1) codebook initialisation).
-COMMON_OPTIONS = MODEL_OPTIONS[:13]
+#: The options every model exposes.
+COMMON_OPTIONS = ("lookup", "noise_var", "replace_every", "replace_every_after", "replace_slowdown_at",
+                  "replace_stop_before_end", "discard_threshold", "discard_rule", "skip_iters", "avg_iters",
+                  "latents_per_code", "ema_decay", "kl_weight", "fsq_levels", "kmeans_init", "kmeans_iters")
+#: With three more that only matter where the model's loss is the core's ``aux_loss`` (DAC's layers
+#: return the commitment and codebook losses unweighted, and keep DAC's N(0, 1) codebook initialisation).
+MODEL_OPTIONS = COMMON_OPTIONS + ("commitment_weight", "codebook_weight", "codebook_init")
 
 Model = TypeVar("Model", bound=type)
 

@@ -1,5 +1,6 @@
 """One declaration of the quantizer options (the core's), written into models' signatures."""
 import inspect
+from typing import List
 
 import pytest
 import torch
@@ -22,7 +23,8 @@ def test_parameters_carry_the_cores_types_and_defaults():
     core = inspect.signature(Quantizer.__init__).parameters
     for parameter in core_parameters():
         assert parameter.default == core[parameter.name].default
-        assert parameter.annotation in (str, int, float)  # real types: argbind parses them
+        # real types argbind parses (it knows typing.List[int], not list[int])
+        assert parameter.annotation in (str, int, float, bool, List[int])
     assert core_parameters(["noise_var"], noise_var=1e-2)[0].default == 1e-2
     with pytest.raises(TypeError, match="nosuch"):
         core_parameters(["nosuch"])
