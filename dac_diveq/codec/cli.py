@@ -41,6 +41,7 @@ from .codec_io import (
     save_dac,
     write_wav,
 )
+from .bitpack import bits_per_code
 from .model import WINDOW_S, parse_level
 
 EXIT_FAILED, EXIT_USAGE = 1, 2
@@ -329,6 +330,12 @@ def _num(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
+def _levels(model) -> str:
+    """FSQ's levels, whose product is the codebook size (e.g. [8, 5, 5, 5]: 1000, 9.966 bits)."""
+    levels = getattr(model, "fsq_levels", None)
+    return f"; fsq levels {list(levels)}" if getattr(model, "method", "") == "fsq" and levels else ""
+
+
 def _describe_model(model, path: Path) -> list[str]:
     bits = math.log2(model.codebook_size)
     count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
@@ -344,7 +351,9 @@ def _describe_model(model, path: Path) -> list[str]:
         f"hop length: {model.hop_length} samples (encoder rates {list(model.encoder_rates)})",
         f"frame rate: {_num(model.frame_rate)} Hz",
         f"codebooks: {model.n_codebooks} x {model.codebook_size} entries ({_num(bits)} bits, "
-        f"dim {model.codebook_dim})",
+        f"dim {model.codebook_dim})" + _levels(model),
+        # The bitrate counts log2(K) bits per code; files hold whole bits (K need not be a power of 2).
+        f"storage: packed .dac files {bits_per_code(model.codebook_size)} bits per code, DAC's format 16",
         f"bitrate: {_num(model.bitrate() / 1000)} kbps with all {model.n_codebooks} codebooks",
         "bitrate by n_quantizers:",
     ]

@@ -119,6 +119,9 @@ class ResidualVectorQuantize(nn.Module):
         self.residual_mode = residual_mode
         seed = options.pop("seed", 0)
         self.quantizers = nn.ModuleList(
+            # FSQ stages all round on the unscaled grid: each stage's own learned projections set its
+            # scale (residual FSQ's levels ** -i scaling is for stages sharing one space, as in the
+            # core's ResidualQuantizer; here it would ask in_proj for weights ~ levels ** -i).
             VectorQuantize(input_dim, codebook_size, codebook_dim[i], method=method, seed=seed + i, **options)
             for i in range(n_codebooks)
         )

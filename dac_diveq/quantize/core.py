@@ -91,6 +91,9 @@ class Quantizer(nn.Module):
             latent and the rotation trick's ``||c|| / ||z||`` scaling destabilises training).
         fsq_levels: ``fsq`` only: levels per dimension, e.g. ``[8, 5, 5, 5]``; then ``dim`` must be
             ``len(fsq_levels)`` and ``codebook_size`` their product (the implicit grid's size).
+        fsq_stage: ``fsq`` only: the stage's index in a residual quantizer, which scales its grid
+            by ``levels ** -fsq_stage`` per dimension (residual FSQ: each stage's residual is about
+            one level spacing of the previous stage). Set by the residual wrappers.
         kmeans_init: initialise a learned codebook by k-means (EnCodec's): on the first training
             batch's latents (pooled over DDP ranks), or, with ``skip_iters``, on the latents
             captured during the warm-up instead of their chunk means. Not for ``fsq`` (no codebook)
@@ -128,6 +131,7 @@ class Quantizer(nn.Module):
         check_finite: Optional[bool] = None,
         codebook_init: str = "normal",
         fsq_levels: Optional[List[int]] = None,
+        fsq_stage: int = 0,
         kmeans_init: bool = False,
         kmeans_iters: int = 10,
         seed: int = 0,
@@ -160,6 +164,8 @@ class Quantizer(nn.Module):
             levels = fsq.check_levels(fsq_levels or (), codebook_size, dim)
         elif fsq_levels:
             raise ConfigError(f"fsq_levels applies to method 'fsq', not {method!r}")
+        if fsq_stage < 0:
+            raise ConfigError(f"fsq_stage must be >= 0, got {fsq_stage}")
         if kmeans_init and table != "learned":
             raise ConfigError(f"kmeans_init applies to learned codebooks, not method {method!r}")
         if kmeans_init and kmeans_iters < 1:
@@ -183,6 +189,9 @@ class Quantizer(nn.Module):
         if table == "fsq":
             # Not saved: the levels are a constructor argument; a buffer follows the device.
             self.register_buffer("fsq_levels", torch.tensor(levels, dtype=torch.long), persistent=False)
+            self.register_buffer("fsq_scale", self.fsq_levels.double().pow(-fsq_stage).float(), persistent=False)
+            with torch.no_grad():
+                self.weight.mul_(self.fsq_scale)
         if table == "frozen_linear":
             # SimVQ's learned map of the frozen basis (the paper's one linear layer, no bias).
             self.transform = nn.Linear(self.dim, self.dim, bias=False)

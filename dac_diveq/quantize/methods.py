@@ -164,9 +164,10 @@ METHODS: tuple[str, ...] = tuple(REGISTRY)
 
 
 def _fsq(stage: "Quantizer", z: torch.Tensor) -> Selection:
-    """FSQ: bounded per-dimension rounding, straight-through; the same rule in eval."""
-    z_q, codes = fsq.quantize(z, stage.fsq_levels)
-    return Selection(z_q, codes)
+    """FSQ: bounded per-dimension rounding, straight-through; the same rule in eval. A residual
+    stage ``i`` rounds on the grid scaled by ``levels ** -i`` (its ``fsq_scale``)."""
+    z_q, codes = fsq.quantize(z / stage.fsq_scale, stage.fsq_levels)
+    return Selection(z_q * stage.fsq_scale, codes)
 
 
 # No codebook to learn, so no replacement and no auxiliary loss (the paper has none).

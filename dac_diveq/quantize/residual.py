@@ -45,6 +45,12 @@ def dropout_counts(batch: int, n_stages: int, fraction: float, device: torch.dev
     return kept.to(device)
 
 
+def fsq_stage_of(method: str, index: int) -> dict:
+    """Residual FSQ scales stage ``index``'s grid by ``levels ** -index`` (the residual FSQ of
+    the literature); other methods take no such option."""
+    return {"fsq_stage": index} if method == "fsq" else {}
+
+
 def check_n_quantizers(n_quantizers: Optional[int]) -> None:
     if n_quantizers is not None and (int(n_quantizers) != n_quantizers or n_quantizers < 1):
         raise ConfigError(f"n_quantizers must be a positive integer or None, got {n_quantizers}")
@@ -106,7 +112,8 @@ class ResidualQuantizer(nn.Module):
         self.quantizer_dropout = quantizer_dropout
         seed = options.pop("seed", 0)
         self.stages = nn.ModuleList(
-            Quantizer(codebook_size, dim, method, seed=seed + i, **options) for i in range(n_quantizers)
+            Quantizer(codebook_size, dim, method, seed=seed + i, **fsq_stage_of(method, i), **options)
+            for i in range(n_quantizers)
         )
 
     def forward(self, z: torch.Tensor, n_quantizers: Optional[int] = None) -> QuantizerOutput:

@@ -216,3 +216,72 @@ def test_kmeans_init_is_refused_where_there_is_no_learned_codebook():
         Quantizer(125, 3, "fsq", fsq_levels=[5, 5, 5], kmeans_init=True)
     with pytest.raises(ValueError, match="kmeans_iters must be >= 1"):
         Quantizer(8, 4, "ste", kmeans_init=True, kmeans_iters=0)
+
+
+# ---------------------------------------------------------------------------- residual FSQ
+def test_residual_fsq_scales_stage_i_grid_by_levels_to_the_minus_i():
+    levels = [8, 5, 5, 5]
+    rq = ResidualQuantizer(3, 1000, 4, "fsq", fsq_levels=levels).eval()
+    ref = FSQ(levels)
+    for i, stage in enumerate(rq.stages):
+        scale = torch.tensor(levels, dtype=torch.float64).pow(-i).float()
+        torch.testing.assert_close(stage.weight, ref.implicit_codebook * scale)
+    # Stage by stage, each is the reference FSQ on its rescaled residual (forward values and codes;
+    # vector-quantize-pytorch's own ResidualFSQ uses its symmetry-preserving rounding instead).
+    z = _latents(200, 4, scale=1.0)
+    out = rq(z)
+    residual, total = z, torch.zeros_like(z)
+    for i in range(3):
+        scale = torch.tensor(levels, dtype=torch.float64).pow(-i).float()
+        q, idx = ref(residual[None] / scale)
+        q = q[0] * scale
+        assert torch.equal(out.codes[:, i], idx[0].long())
+        residual, total = residual - q, total + q
+    torch.testing.assert_close(out.z_q, total, rtol=0, atol=1e-6)
+    torch.testing.assert_close(rq.decode(out.codes), out.z_q, rtol=0, atol=1e-6)
+    # Each stage removes error: the residual FSQ's distortion falls with the stages used.
+    errors = [(z - rq.decode(out.codes[:, :n])).pow(2).mean() for n in (1, 2, 3)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+# ---------------------------------------------------------------------------- DAC stages
+def _rvq(method, **options):
+    from dac_diveq.codec.dac_layers import ResidualVectorQuantize
+
+    sizes = {"fsq": dict(codebook_size=125, codebook_dim=3, fsq_levels=[5, 5, 5]),
+             "simvq": dict(codebook_size=64, codebook_dim=8)}[method]
+    torch.manual_seed(0)
+    return ResidualVectorQuantize(32, 3, method=method, quantizer_dropout=0.5, **sizes, **options)
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_dac_stages_train_and_decode_their_codes(method):
+    rvq = _rvq(method)
+    x = torch.randn(2, 32, 11, requires_grad=True)
+    z_q, codes, latents, commitment, codebook_loss = rvq(x)
+    (z_q.pow(2).mean() + commitment + codebook_loss).backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert {f"stage{i}/perplexity" for i in range(3)} <= set(rvq.metrics)
+    if method == "simvq":
+        assert all(q.codebook.transform.weight.grad is not None for q in rvq.quantizers)
+        assert commitment > 0 and codebook_loss > 0
+    else:
+        assert commitment == 0 and codebook_loss == 0  # FSQ has no auxiliary loss
+    rvq.eval()
+    z_q, codes, latents, *_ = rvq(x)
+    decoded, _, _ = rvq.from_codes(codes)
+    torch.testing.assert_close(decoded, z_q, rtol=0, atol=1e-5)
+    _, _, codes_again = rvq.from_latents(latents)
+    assert torch.equal(codes_again, codes)
+
+
+@pytest.mark.parametrize("method", BASELINES)
+def test_dac_stages_state_dict_round_trips(method):
+    a, b = _rvq(method), _rvq(method)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.add_(0.01)
+    b.load_state_dict(a.state_dict(), strict=True)
+    a.eval(), b.eval()
+    x = torch.randn(1, 32, 5)
+    assert torch.equal(a(x)[1], b(x)[1])

@@ -1,0 +1,59 @@
+"""FSQ and SimVQ in the codec: their confs build a DiVeQDAC whose codes decode, and ``info`` states
+the true bitrate (log2 of FSQ's level product per code) and how files store the codes."""
+import math
+
+import argbind
+import numpy as np
+import pytest
+import torch
+
+from dac_diveq.codec.bitpack import bits_per_code, pack_codes, unpack_codes
+from dac_diveq.codec.cli import _describe_model
+from dac_diveq.codec.model import DiVeQDAC
+from dac_diveq.quantize import BASELINES
+from tests.conftest import ROOT
+
+SIZES = ("", "cpu/", "quickstart/")
+
+
+def _model(path: str) -> DiVeQDAC:
+    conf = argbind.load_args(str(ROOT / "conf" / path))
+    keys = {k.split(".", 1)[1]: v for k, v in conf.items() if k.startswith("DiVeQDAC.")}
+    torch.manual_seed(0)
+    return DiVeQDAC(**{**keys, "encoder_dim": 4, "decoder_dim": 16})  # tiny widths, the conf's quantizer
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("method", BASELINES)
+def test_conf_builds_a_codec_whose_codes_decode(method, size, monkeypatch):
+    monkeypatch.chdir(ROOT)  # $include paths are relative to the repository root
+    model = _model(f"{size}{method}.yml").eval()
+    assert model.method == method
+    stage = model.quantizer.quantizers[0].codebook
+    assert stage.method == method and stage.codebook_size == model.codebook_size
+    audio = torch.randn(1, 1, 8 * model.hop_length) * 0.1
+    with torch.no_grad():
+        out = model(audio, model.sample_rate)
+        z_q, _, _ = model.quantizer.from_codes(out["codes"])
+    torch.testing.assert_close(z_q, out["z"], rtol=0, atol=1e-4)
+    assert out["codes"].max() < model.codebook_size
+
+
+def test_fsq_bitrate_is_log2_of_the_level_product_and_files_store_whole_bits(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    model = _model("cpu/fsq.yml")
+    assert model.fsq_levels == [8, 5, 5, 5] and model.codebook_size == 1000
+    assert model.bitrate() == pytest.approx(50 * 12 * math.log2(1000))  # 5.98 kbps, not 6
+    info = "\n".join(_describe_model(model, ROOT / "w.pth"))
+    assert "12 x 1000 entries (9.966 bits, dim 4); fsq levels [8, 5, 5, 5]" in info
+    assert "bitrate: 5.979 kbps with all 12 codebooks" in info
+    assert "storage: packed .dac files 10 bits per code, DAC's format 16" in info
+    codes = np.random.default_rng(0).integers(0, 1000, size=(1, 12, 30))
+    bits = bits_per_code(model.codebook_size)
+    assert np.array_equal(unpack_codes(pack_codes(codes, bits), codes.shape, bits), codes)
+
+
+def test_simvq_info_is_a_plain_codebook(monkeypatch):
+    monkeypatch.chdir(ROOT)
+    info = "\n".join(_describe_model(_model("cpu/simvq.yml"), ROOT / "w.pth"))
+    assert "12 x 1024 entries (10 bits, dim 8)\n" in info and "fsq levels" not in info
