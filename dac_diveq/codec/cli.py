@@ -353,7 +353,7 @@ def _describe_model(model, path: Path) -> list[str]:
         f"codebooks: {model.n_codebooks} x {model.codebook_size} entries ({_num(bits)} bits, "
         f"dim {model.codebook_dim})" + _levels(model),
         # The bitrate counts log2(K) bits per code; files hold whole bits (K need not be a power of 2).
-        f"storage: packed .dac files {bits_per_code(model.codebook_size)} bits per code, DAC's format 16",
+        f"storage: {bits_per_code(model.codebook_size)} bits per code in packed .dacp files, 16 in DAC's .dac",
         f"bitrate: {_num(model.bitrate() / 1000)} kbps with all {model.n_codebooks} codebooks",
         "bitrate by n_quantizers:",
     ]
@@ -399,7 +399,9 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
             f"{_num(actual / 1000)} kbps of codes in this file",
         ]
     size = path.stat().st_size
-    stored = "packed to their bits" if has_packed_codes(path) else "as DAC's 16-bit integers"
+    # Whole bits per code: ceil(log2 K), e.g. 10 for FSQ's 1000 codewords of log2(1000) = 9.97 bits.
+    packed = f"packed to {bits_per_code(info['codebook_size'])} bits each" if info else "packed to their bits"
+    stored = packed if has_packed_codes(path) else "as DAC's 16-bit integers"
     lines.append(f"file size: {size:,} bytes = {_num(size * 8 / duration / 1000)} kbps of file "
                  f"(codes stored {stored}, plus metadata)")
     return lines

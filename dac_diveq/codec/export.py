@@ -27,9 +27,27 @@ def to_stock_dac(model: DiVeQDAC) -> DAC:
         raise ValueError(f"only models with DAC's lookup rule ('cosine') export to stock DAC; "
                          f"this one uses {model.lookup!r}")
     stock = DAC(**dac_architecture(model))
-    state = {k: v for k, v in model.state_dict().items() if ".maintenance." not in k}
-    stock.load_state_dict(state, strict=True)
+    stock.load_state_dict(stock_state_dict(model), strict=True)
     return stock.to(next(model.parameters()).device).eval()
+
+
+def stock_state_dict(model: DiVeQDAC) -> dict:
+    """``model``'s weights under stock DAC's names: maintenance state dropped, and SimVQ's codebook
+    (a learned map of a frozen basis) baked into the plain table DAC looks up.
+
+    Raises:
+        ConfigError: FSQ, whose codes come from per-dimension rounding, not from a table lookup.
+    """
+    if model.method == "fsq":
+        raise ConfigError("FSQ rounds each dimension to its levels; stock DAC's table lookup would encode "
+                         "different codes, so an FSQ model does not export to DAC's formats")
+    state = {k: v for k, v in model.state_dict().items() if ".maintenance." not in k}
+    if model.method == "simvq":
+        for i, vq in enumerate(model.quantizer.quantizers):
+            prefix = f"quantizer.quantizers.{i}.codebook."
+            state[prefix + "weight"] = vq.codebook.codebook.detach().clone()
+            del state[prefix + "transform.weight"]
+    return state
 
 
 class OutputError(ConfigError):

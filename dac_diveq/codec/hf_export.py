@@ -25,7 +25,7 @@ import torch
 
 from ..errors import ConfigError
 from ..training.checkpoint import default_file_mode
-from .export import OutputError, same_file
+from .export import OutputError, same_file, stock_state_dict
 from .model import DiVeQDAC
 
 #: The files of an export (``save_pretrained`` of ``DacModel`` and ``DacFeatureExtractor``).
@@ -46,6 +46,9 @@ def hf_refusal(model: DiVeQDAC) -> Optional[str]:
     if lookups != ["cosine"]:
         return (f"the model looks codes up by {'/'.join(lookups)} distance; transformers' DacModel always uses "
                 "DAC's cosine rule, so it would encode different codes (train with lookup: cosine)")
+    if model.method == "fsq":
+        return ("FSQ rounds each dimension to its levels; DacModel's table lookup would encode "
+                "different codes")
     if any(getattr(stage, "sf_inference", "codeword") == "curve" for stage in stages):
         return ("SF-DiVeQ's curve inference outputs points between codewords that no code stores; "
                 "DacModel decodes codewords only")
@@ -117,7 +120,10 @@ def hf_state_dict(model: DiVeQDAC) -> dict[str, torch.Tensor]:
         ExportError: a weight that has no ``DacModel`` counterpart (another architecture).
     """
     names = hf_module_names(len(model.encoder_rates), model.n_codebooks)
-    state = {k: v for k, v in model.state_dict().items() if ".maintenance." not in k}
+    try:
+        state = stock_state_dict(model)  # SimVQ's mapped table baked in
+    except ConfigError as error:  # FSQ
+        raise ExportError(str(error)) from None
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         module, leaf = key.rsplit(".", 1)

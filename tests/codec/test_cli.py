@@ -350,7 +350,7 @@ def test_packed_codes_are_the_codecs_bitrate_and_decode_the_same(tmp_path, weigh
     assert packed.stat().st_size < plain.stat().st_size
     assert np.array_equal(sf.read(tmp_path / "plain_wav" / "x.wav")[0], sf.read(tmp_path / "packed_wav" / "x.wav")[0])
     status, out, _ = cli(capsys, "info", packed)
-    assert status == 0 and "codes stored packed to their bits" in out
+    assert status == 0 and "codes stored packed to 6 bits each" in out  # ceil(log2 64)
     assert dac.DACFile.load(plain).codes.shape == codes.shape  # the default stays DAC's format
     # Stock DAC stops at the packed file's first byte (no KeyError deep in its decoder, nothing run),
     # and its CLI's folder search (*.dac) passes it by.

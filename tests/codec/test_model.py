@@ -114,12 +114,14 @@ def test_from_dac_honours_every_quantizer_option_called_from_python():
     stock = dac.model.DAC(**TINY_DAC).eval()
     options = dict(lookup="euclidean", noise_var=2e-3, replace_every=3, replace_every_after=7, replace_slowdown_at=11,
                    replace_stop_before_end=5, discard_threshold=0.2, discard_rule="assignments", skip_iters=9,
-                   avg_iters=4, latents_per_code=3, ema_decay=0.9, kl_weight=1e-3)
-    assert set(options) == set(COMMON_OPTIONS)
+                   avg_iters=4, latents_per_code=3, ema_decay=0.9, kl_weight=1e-3, kmeans_init=True, kmeans_iters=5)
+    # fsq_levels only applies to method fsq (tests/codec/test_baselines_codec.py builds one).
+    assert set(options) | {"fsq_levels"} == set(COMMON_OPTIONS)
     defaults = DiVeQDAC(**TINY_DAC).quantizer_config()
     assert all(defaults[name] != value for name, value in options.items())  # every option is non-default
     ours = from_dac(stock, method="sf_diveq", residual_mode="stagewise", **options)
-    assert ours.quantizer_config() == {"method": "sf_diveq", "residual_mode": "stagewise", **options}
+    assert ours.quantizer_config() == {"method": "sf_diveq", "residual_mode": "stagewise", "fsq_levels": None,
+                                       **options}
     for layer in ours.quantizer.quantizers:
         stage = layer.codebook
         schedule = stage.maintenance.schedule
@@ -128,6 +130,8 @@ def test_from_dac_honours_every_quantizer_option_called_from_python():
         assert (stage.maintenance.discard_threshold, stage.maintenance.discard_rule, stage.maintenance.skip_iters,
                 stage.maintenance.avg_iters) == (0.2, "assignments", 9, 4)
         assert stage.maintenance.rows_per_step == -(-TINY_DAC["codebook_size"] * 3 // 4)  # latents_per_code=3
+        # Pretrained codewords are kept: neither the warm-up's nor k-means' initialisation replaces them.
+        assert stage.maintenance.kmeans_iters == 5 and not stage.maintenance.kmeans_pending
     # The quantizer configuration of one model rebuilds the same quantizer around other weights.
     again = from_dac(stock, **ours.quantizer_config())
     assert again.quantizer_config() == ours.quantizer_config()

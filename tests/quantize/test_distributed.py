@@ -182,8 +182,39 @@ def _case_sf_diveq(rank: int, ddp_options: dict, n_steps: int = N_STEPS) -> dict
     }
 
 
+def _case_simvq(rank: int) -> dict:
+    # The skewed start is the frozen basis here; the learned map is what DDP must keep identical.
+    return _train_replacement(rank, lambda: Quantizer(K, D, "simvq", **REPLACE))
+
+
+def _case_kmeans_init(rank: int) -> dict:
+    torch.manual_seed(0)
+    quantizer = Quantizer(N_USED, D, "ste", kmeans_init=True)
+    model = DDP(_Net(quantizer))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-2)
+    at_init = None
+    for step in range(3):
+        x = _batch(rank, step)
+        z_q, aux = model(x)
+        if at_init is None:
+            at_init = quantizer.codebook.detach().clone()
+        loss = F.mse_loss(z_q, x) + aux
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    codebook = quantizer.codebook.detach().clone()
+    return {
+        "at_init": at_init,
+        "codebooks": [codebook],
+        "gathered_equal": all(torch.equal(g, codebook) for g in _all_gather(codebook)),
+        "at_init_gathered_equal": all(torch.equal(g, at_init) for g in _all_gather(at_init)),
+    }
+
+
 # The skip phase leaves the codebook out of the graph; DDP then needs find_unused_parameters.
 CASES = {
+    "simvq": _case_simvq,
+    "kmeans_init": _case_kmeans_init,
     "diveq": _case_diveq,
     "residual_ste": _case_residual_ste,
     "ema": _case_ema,
@@ -307,3 +338,18 @@ def test_sf_diveq_skip_phase_trains_under_default_ddp(runs):
     results = _results(runs, "sf_diveq_default_ddp")
     assert all(r["initialized_at"] == SF["skip_iters"] for r in results)
     _assert_identical_codebooks(results)
+
+
+def test_simvq_map_is_identical_across_ranks(runs):
+    results = _results(runs, "simvq")
+    _assert_identical_codebooks(results)
+    assert all(h == 0 for r in results for stage in r["history"] for h in stage)  # no replacement
+
+
+def test_kmeans_init_pools_both_ranks_latents_identically(runs):
+    results = _results(runs, "kmeans_init")
+    _assert_identical_codebooks(results)
+    for r in results:
+        assert r["at_init_gathered_equal"]
+    # Rank 0 only saw A and rank 1 only B: a codeword next to every centre means both were pooled.
+    assert torch.cdist(_centres(), results[0]["at_init"]).min(1).values.max() < 0.2
