@@ -345,7 +345,9 @@ def _describe_model(model, path: Path) -> list[str]:
         "format: " + ("stock DAC weights (dac.model.DAC: `python -m dac download`, or `export --format dac`); "
                       "its own quantizer, read as method ste with DAC's cosine lookup" if stock
                       else "DiVeQDAC weights"),
-        f"method: {model.method} (residual_mode {model.residual_mode}, lookup {model.lookup})",
+        # FSQ rounds per dimension: its lookup option is unused.
+        f"method: {model.method} (residual_mode {model.residual_mode}"
+        + (")" if model.method == "fsq" else f", lookup {model.lookup})"),
         f"sample rate: {model.sample_rate} Hz",
         f"loudness: trained at {_num(model.loudness_db)} LUFS (encode normalises to it; --loudness_db overrides)",
         f"hop length: {model.hop_length} samples (encoder rates {list(model.encoder_rates)})",

@@ -46,6 +46,7 @@ def test_fsq_bitrate_is_log2_of_the_level_product_and_files_store_whole_bits(mon
     assert model.bitrate() == pytest.approx(50 * 12 * math.log2(1000))  # 5.98 kbps, not 6
     info = "\n".join(_describe_model(model, ROOT / "w.pth"))
     assert "12 x 1000 entries (9.966 bits, dim 4); fsq levels [8, 5, 5, 5]" in info
+    assert "method: fsq (residual_mode stagewise)\n" in info
     assert "bitrate: 5.979 kbps with all 12 codebooks" in info
     assert "storage: 10 bits per code in packed .dacp files, 16 in DAC's .dac" in info
     codes = np.random.default_rng(0).integers(0, 1000, size=(1, 12, 30))

@@ -38,7 +38,7 @@ def audio_folders(tmp_path_factory):
 
 def _trainer(folders, save_path, method="diveq", num_iters=4, adversarial=False, seed=0, amp="none", **options):
     torch.manual_seed(seed)
-    model = DiVeQDAC(**TINY_DAC, **{**FAST_MAINTENANCE, **options}, method=method)
+    model = DiVeQDAC(**{**TINY_DAC, **FAST_MAINTENANCE, **options}, method=method)
     lambdas = {"mel/loss": 15.0, "vq/commitment_loss": 0.25, "vq/codebook_loss": 1.0, "vq/kl_loss": 1.0}
     disc = opt_d = sched_d = gan = None
     if adversarial:
@@ -73,6 +73,24 @@ def test_every_method_trains_with_real_dac_losses(method, audio_folders, tmp_pat
     assert os.listdir(tmp_path / "logs")  # TensorBoard event files
     reloaded = DiVeQDAC.load(str(tmp_path / "latest" / "diveqdac" / "weights.pth"))
     assert reloaded.method == method
+
+
+@pytest.mark.parametrize("method, options", [
+    ("fsq", dict(codebook_size=125, codebook_dim=3, fsq_levels=[5, 5, 5])),
+    ("simvq", dict(skip_iters=0)),
+    ("ste", dict(kmeans_init=True, skip_iters=0)),
+])
+def test_baselines_and_kmeans_init_train_save_and_reload(method, options, audio_folders, tmp_path):
+    trainer = _trainer(audio_folders, tmp_path, method=method, num_iters=4, **options)
+    scores = trainer.run()
+    assert trainer.step == 4 and np.isfinite(scores["mel/loss"])
+    reloaded = DiVeQDAC.load(str(tmp_path / "latest" / "diveqdac" / "weights.pth"))
+    assert reloaded.method == method
+    assert (reloaded.fsq_levels, reloaded.kmeans_init) == (options.get("fsq_levels"), options.get("kmeans_init", False))
+    model = trainer.parts.generator
+    for ours, theirs in zip(model.quantizer.quantizers, reloaded.quantizer.quantizers):
+        torch.testing.assert_close(ours.codebook.codebook.detach().cpu(), theirs.codebook.codebook.detach())
+        assert not theirs.codebook.maintenance.kmeans_pending
 
 
 @pytest.mark.parametrize("adversarial", [False, True])
