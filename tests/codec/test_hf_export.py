@@ -77,14 +77,16 @@ def _ties(model: DiVeQDAC, x: torch.Tensor, ours: torch.Tensor, theirs: torch.Te
     for t in differs.nonzero().flatten().tolist():
         stage = int((ours[0, :, t] != theirs[0, :, t]).nonzero()[0])
         z = F.normalize(latents[stage * d:(stage + 1) * d, t], dim=0)
-        codebook = F.normalize(model.quantizer.quantizers[stage].codebook.weight, dim=1)
+        codebook = F.normalize(model.quantizer.quantizers[stage].codebook.codebook, dim=1)  # SimVQ: mapped
         similarity = codebook @ z
         gap = (similarity[ours[0, stage, t]] - similarity[theirs[0, stage, t]]).abs().item()
         assert gap < TIE, f"frame {t}, stage {stage}: codes differ by {gap:.2e} in cosine similarity, not a tie"
     return int(differs.sum())
 
 
-@pytest.mark.parametrize("method, residual_mode", [(m, "stagewise") for m in METHODS] + [("diveq", "joint")])
+# SimVQ: its mapped codebook is baked into DacModel's plain table.
+@pytest.mark.parametrize("method, residual_mode",
+                         [(m, "stagewise") for m in METHODS] + [("diveq", "joint"), ("simvq", "stagewise")])
 def test_dacmodel_reproduces_our_codes_and_audio(method, residual_mode, tmp_path, speech):
     model = _trained(method, residual_mode=residual_mode)
     folder = export_to_hf(model, tmp_path / "hf")
