@@ -16,8 +16,10 @@ list of LibriSpeech test-clean (``data/corpora/librispeech/16000/test_list``); i
 
 ``--init`` makes the comparison one of estimators only: ``warmup`` gives every method the same
 warm-up without quantization and codebooks initialised from latents (paper A.5), ``none`` gives
-none of them either; ``package`` (default) keeps each method's own conf (DiVeQ/SF-DiVeQ warm up,
-STE/RT start quantized), which compares packages, not estimators.
+none of them either, ``kmeans`` initialises every codebook by k-means of the first batch's latents
+(EnCodec's; not for FSQ and SimVQ, which have no learned codebook); ``package`` (default) keeps each
+method's own conf (DiVeQ/SF-DiVeQ warm up, STE/RT start quantized), which compares packages, not
+estimators. ``--methods`` also takes ``fsq`` and ``simvq`` (conf/{fsq,simvq}.yml at every size).
 
 The ``cpu`` size keeps every evaluated run (per-file CSV, summary JSON, training curves; never
 checkpoints) under ``<report>/runs/<variant>/seed<k>/eval`` and builds the report from all runs
@@ -85,7 +87,14 @@ def ablation_baseline(eval_dirs: list, *first_variant: Path) -> str:
 
 #: ``--init`` -> the overrides every method trains with (``package``: each conf's own choice).
 INIT_PROTOCOLS = {"package": [], "warmup": ["--DiVeQDAC.skip_iters", "200", "--DiVeQDAC.avg_iters", "50"],
-                  "none": ["--DiVeQDAC.skip_iters", "0"]}
+                  "none": ["--DiVeQDAC.skip_iters", "0"],
+                  # EnCodec's: codebooks = k-means of the first batch's latents, no warm-up.
+                  "kmeans": ["--DiVeQDAC.skip_iters", "0", "--DiVeQDAC.kmeans_init"]}
+#: The speech track's methods: the paper's and the baselines codec work compares with (FSQ, SimVQ:
+#: conf/{fsq,simvq}.yml at every size; the image track has no confs for them yet).
+SPEECH_METHOD_CONF = {**METHOD_CONF, "fsq": "fsq", "simvq": "simvq"}
+#: Methods without a learned codebook to initialise (FSQ's grid, SimVQ's frozen basis).
+NO_KMEANS = ("fsq", "simvq")
 #: The prepared reference sets (data/speech/<name>, see dac_diveq.data.heldout).
 EVAL_SETS = ("dev", "test")
 
@@ -223,7 +232,8 @@ def main(argv=None) -> int:
                         help="reference set: test (default for method comparisons) or dev (ablations: always)")
     parser.add_argument("--init", choices=sorted(INIT_PROTOCOLS), default="package",
                         help="warm-up and codebook initialisation: each conf's own (package), the same warm-up "
-                             "for every method (warmup), or none for any (none)")
+                             "for every method (warmup), none for any (none), or k-means of the first batch "
+                             "for every method with a learned codebook (kmeans)")
     parser.add_argument("--opus_kbps", nargs="*", default=["6", "8", "12"])
     parser.add_argument("--ladder", nargs="*", type=int, default=None,
                         help="numbers of quantizers to evaluate (default: all, 1..N)")
@@ -266,13 +276,17 @@ def main(argv=None) -> int:
             # The first variant stays the baseline of the report (its kept runs are reported).
             variants = [v for v in variants if v[0] in args.variants]
     else:
-        unknown = [m for m in args.methods if m not in METHOD_CONF]
+        unknown = [m for m in args.methods if m not in SPEECH_METHOD_CONF]
         if unknown:
-            print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
+            print(f"error: unknown methods {unknown}; choose from {sorted(SPEECH_METHOD_CONF)}", file=sys.stderr)
             return 2
-        variants = [(m, m, [], METHOD_CONF[m]) for m in args.methods]
+        refused = [m for m in args.methods if m in NO_KMEANS] if args.init == "kmeans" else []
+        if refused:
+            print(f"error: --init kmeans initialises learned codebooks; {refused} have none", file=sys.stderr)
+            return 2
+        variants = [(m, m, [], SPEECH_METHOD_CONF[m]) for m in args.methods]
 
-    confs = [f"{size['conf']}/{own_conf[0] if own_conf else METHOD_CONF[method]}.yml"
+    confs = [f"{size['conf']}/{own_conf[0] if own_conf else SPEECH_METHOD_CONF[method]}.yml"
              for _, method, _, *own_conf in variants]
     for (label, *_), conf in zip(variants, confs):
         if not (ROOT / conf).is_file():

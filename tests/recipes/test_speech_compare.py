@@ -198,7 +198,7 @@ def test_a_method_comparison_reports_on_the_test_set_and_its_dev_evaluation_sits
     assert code == 0 and {i for i, _ in evals} == {"data/speech/dev"} and all(o.endswith("/eval_dev") for _, o in evals)
 
 
-@pytest.mark.parametrize("init, expected", [("package", None), ("warmup", "200"), ("none", "0")])
+@pytest.mark.parametrize("init, expected", [("package", None), ("warmup", "200"), ("none", "0"), ("kmeans", "0")])
 def test_the_init_protocol_is_the_same_for_every_method(tmp_path, monkeypatch, init, expected):
     recipe = _recipe()
     code, commands = _commands(recipe, monkeypatch, [
@@ -208,6 +208,18 @@ def test_the_init_protocol_is_the_same_for_every_method(tmp_path, monkeypatch, i
     assert code == 0 and len(trainings) == 4
     skips = {c[c.index("--DiVeQDAC.skip_iters") + 1] if "--DiVeQDAC.skip_iters" in c else None for c in trainings}
     assert skips == {expected}
+    assert all(("--DiVeQDAC.kmeans_init" in c) == (init == "kmeans") for c in trainings)
+
+
+def test_the_baselines_train_from_their_own_confs_and_refuse_kmeans(tmp_path, monkeypatch):
+    recipe = _recipe()
+    common = ["--size", "cpu", "--methods", "fsq", "simvq", "ste", "--seeds", "0", "--root", str(tmp_path / "runs"),
+              "--force", "--no_headline"]
+    code, commands = _commands(recipe, monkeypatch, [*common, "--report", str(tmp_path / "r")])
+    confs = [c[c.index("--args.load") + 1] for c in commands if "scripts/train.py" in c]
+    assert code == 0 and confs == ["conf/cpu/fsq.yml", "conf/cpu/simvq.yml", "conf/cpu/ste.yml"]
+    code, commands = _commands(recipe, monkeypatch, [*common, "--report", str(tmp_path / "r2"), "--init", "kmeans"])
+    assert code == 2 and not commands
 
 
 def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, monkeypatch):
