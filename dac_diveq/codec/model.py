@@ -68,7 +68,8 @@ class DiVeQDAC(SafeLoad, DAC):
     Args:
         encoder_dim, encoder_rates, latent_dim, decoder_dim, decoder_rates, n_codebooks,
         codebook_size, codebook_dim, quantizer_dropout, sample_rate: as ``dac.model.DAC``.
-        method: quantization method (see :data:`dac_diveq.quantize.METHODS`).
+        method: quantization method (see :data:`dac_diveq.quantize.METHODS`, and
+            :data:`~dac_diveq.quantize.BASELINES`: ``fsq`` with ``fsq_levels``, ``simvq``).
         loudness_db: the loudness (LUFS) the codec trains at: training data are normalised to it
             and ``compress`` normalises its input to it (DAC: -16). The model has no normalisation
             layer of its own, so audio at another level is audio it never heard.

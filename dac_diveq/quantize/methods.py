@@ -81,6 +81,9 @@ REGISTRY: dict[str, MethodSpec] = {}
 def register(name: str, **spec) -> Callable:
     """Decorator registering a training forward under ``name``."""
 
+    if spec.get("table", "learned") not in TABLES:  # a programming error: the Quantizer builds these only
+        raise ValueError(f"table must be one of {TABLES}, got {spec['table']!r}")
+
     def wrap(fn: Callable[["Quantizer", torch.Tensor], Selection]) -> Callable:
         REGISTRY[name] = MethodSpec(name=name, train=fn, **spec)
         return fn
