@@ -29,6 +29,8 @@ from .codec_io import (
     PACKED_EXTENSION,
     InputError,
     check_channels,
+    check_length,
+    check_resampling,
     check_dac_matches,
     method_mismatch,
     file_kind,
@@ -275,6 +277,8 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
     def process(src: Path, dst: Path) -> Done:
         audio, sample_rate = read_audio(src)
         check_channels(audio)
+        check_resampling(sample_rate, model.sample_rate)
+        check_length(audio.shape[1], audio.shape[0], sample_rate, model.sample_rate)
         if audio.shape[1] * model.sample_rate // sample_rate == 0:
             raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
         seconds = audio.shape[1] / sample_rate

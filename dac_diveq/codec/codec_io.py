@@ -19,7 +19,7 @@ import torch
 from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..errors import UserError
-from ..training import checkpoint
+from ..training import checkpoint, safe_arrays
 from ..training.checkpoint import atomic_path
 from .bitpack import bits_per_code, pack_codes, unpack_codes
 from .framing import decoder_length, stock_decodable_frames
@@ -39,6 +39,21 @@ MAX_CHANNELS = 5
 # Model description stored beside DAC's ``codes``/``metadata`` (DAC's loader ignores it).
 MODEL_KEY = "dac_diveq"
 MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
+
+
+#: Sample rates (Hz) accepted from an audio file's header or a ``.dac`` file's metadata.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384000
+#: Most samples (channels x length) of one file's audio, at its own rate and at the model's:
+#: 2^28, 1 GiB as float32 (1.5 h of 48 kHz stereo, 4.6 h of 16 kHz mono). Checked from the header
+#: or metadata, before anything is read or decoded.
+MAX_SAMPLES = 2 ** 28
+#: Most codes (code streams x codebooks x frames) one ``.dac`` file may hold: 2^24, 128 MiB as the
+#: int64 tensor decoding uses (3 h of 44.1 kHz stereo with 9 codebooks).
+MAX_CODES = 2 ** 24
+#: Most filter taps resampling between a file's rate and the model's may take (julius, which
+#: audiotools resamples with, builds ``new/g x (old/g + 2 width)`` taps for rates of gcd ``g``):
+#: 2^25, 128 MiB (44.1 kHz to 16 kHz takes 92,960; 383,999 Hz to 16 kHz would take 6 x 10^9).
+MAX_RESAMPLE_TAPS = 2 ** 25
 
 
 class InputError(UserError):
@@ -109,8 +124,15 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if file_kind(path) != "file":  # reading a FIFO would block forever
         raise InputError(f"not a regular file ({file_kind(path)})")
     try:
-        data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+        header = soundfile.info(str(path))
     except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
+        raise InputError(f"cannot read audio ({one_line(exc)})") from None
+    # From the header, before any sample is read: a tiny file may claim hours or 8 Hz.
+    check_sample_rate(int(header.samplerate))
+    check_length(int(header.frames), int(header.channels), int(header.samplerate))
+    try:
+        data, sample_rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
         raise InputError(f"cannot read audio ({one_line(exc)})") from None
     if data.shape[0] == 0:
         raise InputError("empty audio (0 samples)")
@@ -119,6 +141,46 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     if not np.any(data):
         raise InputError("silent audio (all samples are zero): there is no loudness to restore")
     return np.ascontiguousarray(data.T), int(sample_rate)
+
+
+def check_sample_rate(sample_rate: int) -> None:
+    """Refuse a sample rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise InputError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+
+
+def check_length(length: int, channels: int, sample_rate: int, model_rate: Optional[int] = None) -> None:
+    """Refuse audio of more than :data:`MAX_SAMPLES` samples at its rate or, given, the model's.
+
+    Args:
+        length: samples per channel at ``sample_rate``.
+        channels: channels.
+        sample_rate: the file's rate (Hz).
+        model_rate: the rate it is resampled to (Hz), if any.
+    """
+    samples = length * channels * max(1.0, (model_rate or sample_rate) / sample_rate)
+    if samples > MAX_SAMPLES:
+        raise InputError(f"{length} samples x {channels} channel(s) at {sample_rate} Hz"
+                         f"{f' (resampled to {model_rate} Hz)' if model_rate else ''} exceed the "
+                         f"{MAX_SAMPLES} samples one file may hold; split it")
+
+
+def resampling_taps(old: int, new: int) -> int:
+    """Filter taps julius' ``resample_frac(old, new)`` builds (0 when the rates are equal)."""
+    gcd = math.gcd(old, new)
+    old, new = old // gcd, new // gcd
+    if old == new:
+        return 0
+    width = math.ceil(24 * old / (min(old, new) * 0.945))  # julius' zeros=24, rolloff=0.945
+    return new * (2 * width + old)
+
+
+def check_resampling(sample_rate: int, model_rate: int) -> None:
+    """Refuse rates whose resampling filters would exceed :data:`MAX_RESAMPLE_TAPS`."""
+    for old, new in ((sample_rate, model_rate), (model_rate, sample_rate)):
+        if resampling_taps(old, new) > MAX_RESAMPLE_TAPS:
+            raise InputError(f"resampling {old} Hz to {new} Hz would take {resampling_taps(old, new):,} "
+                             f"filter taps (at most {MAX_RESAMPLE_TAPS:,}): resample it to a common rate first")
 
 
 def check_channels(audio: np.ndarray) -> None:
@@ -268,23 +330,17 @@ def save_dac(artifact: DACFile, path: Path, model=None, packed: bool = False) ->
             np.save(handle, artifacts)
 
 
-def _numpy_reconstruct():
-    core = getattr(np, "_core", None) or np.core
-    return core.multiarray._reconstruct, core.multiarray.scalar
-
-
 class _ArrayUnpickler(pickle.Unpickler):
-    """Rebuilds numpy arrays, dtypes, scalars and plain Python values; refuses every other global."""
+    """Rebuilds numpy arrays (checked before they are allocated: :mod:`..training.safe_arrays`),
+    dtypes, scalars and plain Python values; refuses every other global."""
 
-    def find_class(self, module, name):
-        reconstruct, scalar = _numpy_reconstruct()
-        allowed = {("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}
-        for core in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            allowed[(core, "_reconstruct")] = reconstruct
-            allowed[(core, "scalar")] = scalar
-        if (module, name) not in allowed:
+    ALLOWED = safe_arrays.numpy_globals(object_scalars=True)
+
+    def find_class(self, module: str, name: str):
+        found = self.ALLOWED.get(f"{module}.{name}")
+        if found is None:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return allowed[(module, name)]
+        return found
 
 
 def _read_artifacts(path: Path) -> dict:
@@ -308,6 +364,7 @@ def _read_artifacts(path: Path) -> dict:
         raise InputError(f"not a valid .dac file ({one_line(exc)[:200]})") from None
     if isinstance(value, np.ndarray) and value.shape == () and value.dtype == object:
         value = value[()]
+    value = safe_arrays.plain(value)
     if not isinstance(value, dict):
         raise InputError("not a valid .dac file (no artifacts dict)")
     return value
@@ -345,10 +402,13 @@ def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
                          f"(supported: {', '.join(SUPPORTED_VERSIONS)})")
     if codes.ndim != 3 or codes.dtype.kind not in "ui" or 0 in codes.shape:
         raise InputError(f"not a valid .dac file (codes of shape {codes.shape}, dtype {codes.dtype})")
+    _check_codes(codes.size)
     original_length = _integer(metadata, "original_length", 1)
     sample_rate = _integer(metadata, "sample_rate", 1)
     chunk_length = _integer(metadata, "chunk_length", 1)
     channels = _integer(metadata, "channels", 1)
+    check_sample_rate(sample_rate)
+    check_length(original_length, channels, sample_rate)
     padding = metadata.get("padding")
     if not isinstance(padding, (bool, np.bool_)):
         raise InputError(f"not a valid .dac file (metadata padding={padding!r})")
@@ -376,6 +436,13 @@ def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
     return dac_file, extra
 
 
+def _check_codes(count: int) -> None:
+    """Refuse a ``.dac`` file of more than :data:`MAX_CODES` codes (before they are unpacked or
+    widened to int64)."""
+    if count > MAX_CODES:
+        raise InputError(f"not a valid .dac file ({count} codes; at most {MAX_CODES} are accepted)")
+
+
 def _unpacked_codes(artifacts: dict) -> np.ndarray:
     """The codes of a file written with ``packed=True``, checked before anything is allocated."""
     packed, shape, bits = artifacts.get("packed_codes"), artifacts.get("codes_shape"), artifacts.get("bits_per_code")
@@ -383,7 +450,8 @@ def _unpacked_codes(artifacts: dict) -> np.ndarray:
             and shape.shape == (3,) and shape.dtype.kind in "ui" and (shape > 0).all()
             and isinstance(bits, (numbers.Integral, np.integer)) and 1 <= int(bits) <= 16):
         raise InputError("not a valid .dac file (packed codes without their shape or width)")
-    count = int(np.prod(shape.astype(np.int64)))
+    count = math.prod(int(n) for n in shape)  # Python integers: a forged shape cannot overflow
+    _check_codes(count)
     if count * int(bits) > packed.size * 8:  # also what keeps a forged shape from allocating much
         raise InputError(f"not a valid .dac file ({packed.size} bytes of packed codes for shape {tuple(shape)})")
     return unpack_codes(packed, tuple(int(n) for n in shape), int(bits))
@@ -414,6 +482,8 @@ def check_dac_matches(dac_file: DACFile, extra: Optional[dict], model) -> None:
     top = int(codes.max())
     if top >= model.codebook_size:
         raise InputError(f"code {top} is out of range for codebook size {model.codebook_size}")
+    check_resampling(dac_file.sample_rate, model.sample_rate)
+    check_length(dac_file.original_length, dac_file.channels, dac_file.sample_rate, model.sample_rate)
     # Samples at the model's rate, as audiotools' (julius') resampling in ``compress`` returns them.
     samples = dac_file.original_length * model.sample_rate // dac_file.sample_rate
     frames = codes.shape[-1]

@@ -94,6 +94,7 @@ def read_stock_dac(path: str | os.PathLike) -> DAC:
         raise FinetuneError(f"{path} is a DiVeQDAC checkpoint, not a stock DAC one: continue its run with "
                             "--resume, or export it first (python -m dac_diveq export --format dac)")
     try:
+        checkpoint.check_arguments(DAC, kwargs, blob["state_dict"])  # before DAC(**kwargs) allocates
         model = DAC(**kwargs)
         model.load_state_dict(blob["state_dict"], strict=True)
     except Exception as exc:  # kwargs of another class, or weights that do not fit them

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import inspect
+import math
 import os
 import platform
 import pickle
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from . import safe_arrays
 
 STORE = ".checkpoints"
 WEIGHTS = "weights.pth"
@@ -62,10 +64,12 @@ class UntrustedFileError(CheckpointError):
 
 
 #: What checkpoints written before RNG states were stored as tensors need besides tensors and plain
-#: data: numpy's RNG state was pickled as an ``ndarray`` of ``uint32``. These globals rebuild an
-#: array and nothing else (they construct no object of another class and call no other function).
-_LEGACY_GLOBALS = (getattr(np, "_core", np.core).multiarray._reconstruct, np.ndarray, np.dtype,
-                   type(np.dtype(np.uint32)))
+#: data: numpy's RNG state was pickled as an ``ndarray`` of ``uint32``. These rebuild an array and
+#: nothing else, checked before it is allocated (:mod:`.safe_arrays`: no object dtype, never more
+#: bytes than the file holds for it), as ``(object, "pickled name")`` pairs.
+_LEGACY_GLOBALS = tuple((obj, name) for name, obj in {
+    **safe_arrays.numpy_globals(), **safe_arrays.allowed_classes(),
+    f"numpy.dtypes.{type(np.dtype(np.uint32)).__name__}": type(np.dtype(np.uint32))}.items())
 
 
 # ----------------------------------------------------------------------------- atomic files
@@ -369,7 +373,7 @@ def load_file(path: str | os.PathLike) -> Any:
     path = Path(path)
     try:
         with torch.serialization.safe_globals(list(_LEGACY_GLOBALS)):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return safe_arrays.plain(torch.load(path, map_location="cpu", weights_only=True))
     except Exception as exc:  # a corrupt or hostile file is a user-facing error, not a traceback
         raise _load_failure(path, exc) from None
 
@@ -381,6 +385,8 @@ def _load_failure(path: Path, exc: Exception) -> CheckpointError:
     if _is_torch_package(path):
         error, reason = UntrustedFileError, ("it is a torch.package archive, which runs the code it carries; "
                                              "pass a weights file written with save(path, package=False)")
+    elif isinstance(exc, pickle.UnpicklingError) and safe_arrays.refusal(str(exc)):
+        error, reason = CheckpointError, f"{safe_arrays.refusal(str(exc))} (refused before allocating it)"
     elif isinstance(exc, pickle.UnpicklingError) and found:
         error, reason = UntrustedFileError, (f"it would import {found.group(1)} (a checkpoint holds tensors and "
                                              "plain data only, and is never allowed to run code)")
@@ -409,6 +415,77 @@ def _is_torch_package(path: Path) -> bool:
         return False
     return any(name.endswith(".data/version") for name in names) and not any(
         name.endswith("data.pkl") for name in names)
+
+
+#: Elements a non-strict load may build that the file does not hold (2^24: 64 MiB of float32).
+MAX_UNLOADED_ELEMENTS = 2 ** 24
+
+
+class ArgumentsMismatch(ValueError):
+    """A weights file's constructor arguments do not describe its own tensors (one line)."""
+
+
+class _RegistrationBudget:
+    """Stops a model's construction once it registers more parameters and buffers than ``limit``:
+    a file's ``n_codebooks = 10**9`` would otherwise build modules for minutes, even on the
+    meta device."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.count, self.handles = limit, 0, []
+
+    def __enter__(self) -> "_RegistrationBudget":
+        from torch.nn.modules import module
+
+        self.handles = [module.register_module_parameter_registration_hook(self._count),
+                        module.register_module_buffer_registration_hook(self._count)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+    def _count(self, *args: Any) -> None:
+        self.count += 1
+        if self.count > self.limit:
+            raise ArgumentsMismatch(f"its constructor arguments build more than {self.limit} tensors; "
+                                    "the file holds far fewer")
+
+
+def check_arguments(cls: type, kwargs: dict[str, Any], state: dict[str, Any], strict: bool = True) -> None:
+    """Check that constructor arguments read from a weights file describe the file's own tensors,
+    before ``cls(**kwargs)`` allocates anything.
+
+    Constructor arguments come from the file's metadata: a 1.3 kB file may say ``codebook_size =
+    2**27`` (a 4 GB codebook). The model is first built on the meta device (no memory), within a
+    budget of registered tensors proportional to the file's, and every tensor it has is compared
+    with the file's before the real one is built.
+
+    Args:
+        cls: the model class.
+        kwargs: the constructor arguments (from the file).
+        state: the file's state dict.
+        strict: every tensor of the model must be in the file; otherwise the ones the file lacks
+            may hold at most :data:`MAX_UNLOADED_ELEMENTS` elements.
+
+    Raises:
+        ArgumentsMismatch: the arguments do not fit the file's tensors (one line).
+        Exception: whatever the constructor raises for arguments it rejects.
+    """
+    with _RegistrationBudget(2 * len(state) + 64), torch.device("meta"):
+        shapes = {key: tuple(value.shape) for key, value in cls(**kwargs).state_dict().items()
+                  if torch.is_tensor(value)}
+    unloaded = 0
+    for key, shape in shapes.items():
+        value = state.get(key)
+        if value is None:
+            if strict:
+                raise ArgumentsMismatch(f"the file has no {key} although its constructor arguments build one")
+            unloaded += math.prod(shape)
+        elif not torch.is_tensor(value) or tuple(value.shape) != shape:
+            found = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
+            raise ArgumentsMismatch(f"its constructor arguments give {key} the shape {shape}, the file {found}")
+    if unloaded > MAX_UNLOADED_ELEMENTS:
+        raise ArgumentsMismatch(f"its constructor arguments build {unloaded} elements the file does not hold")
 
 
 class NotWeightsError(CheckpointError):
@@ -481,6 +558,7 @@ def build_model(cls: type, blob: dict[str, Any], path: str | os.PathLike, strict
     kwargs = {key: value for key, value in {**blob["metadata"]["kwargs"], **overrides}.items()
               if takes_any or key in parameters}
     try:
+        check_arguments(cls, kwargs, blob["state_dict"], strict)  # before anything is allocated
         model = cls(**kwargs)
         reason = state_mismatch(model, blob["state_dict"]) if strict else ""
         if not reason:

@@ -1,0 +1,46 @@
+"""Run an entry point with its address space limited: ``python tests/reliability/limited.py MiB -m
+dac_diveq info X`` (or ``MiB scripts/report.py ...``, or ``MiB -c CODE``).
+
+The heavy libraries are imported first; then ``RLIMIT_AS`` is set to what the process has mapped
+plus ``MiB``, so that a file that makes a reader allocate gigabytes ends in a ``MemoryError`` (or
+an abort) instead of taking the machine, and a reader that checks sizes first is unaffected.
+"""
+import resource
+import runpy
+import sys
+
+
+def mapped_bytes() -> int:
+    """The process's virtual memory size now (``VmSize``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmSize in /proc/self/status")
+
+
+def main() -> None:
+    headroom = int(sys.argv[1]) * 2 ** 20
+    target, rest = sys.argv[2], sys.argv[3:]
+    import numpy  # noqa: F401  (imported before the limit: their mappings are not the file's doing)
+    import soundfile  # noqa: F401
+    import torch  # noqa: F401
+    import audiotools  # noqa: F401
+    import tqdm  # noqa: F401
+    import dac_diveq.codec.cli  # noqa: F401
+
+    limit = mapped_bytes() + headroom
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if target == "-m":
+        sys.argv = [rest[0], *rest[1:]]
+        runpy.run_module(rest[0], run_name="__main__", alter_sys=True)
+    elif target == "-c":
+        sys.argv = ["-c", *rest[1:]]
+        exec(compile(rest[0], "<limited>", "exec"), {"__name__": "__main__"})
+    else:
+        sys.argv = [target, *rest]
+        runpy.run_path(target, run_name="__main__")
+
+
+if __name__ == "__main__":
+    main()
