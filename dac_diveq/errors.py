@@ -72,6 +72,19 @@ def pop_debug_flag(argv: list[str]) -> bool:
     return requested
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline in a file name, an escape sequence) written as
+    escapes (``\\n``, ``\\x1b``), so that a message naming any path stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
+
+
+def error_line(message: object) -> str:
+    """``error: <message>`` as one line (control characters escaped)."""
+    return f"error: {printable(str(message))}"
+
+
 def report(exc: UserError, debug: bool, stream: Optional[TextIO] = None) -> int:
     """Print a user error: its traceback first when ``debug``, then the one ``error:`` line.
 
@@ -86,6 +99,6 @@ def report(exc: UserError, debug: bool, stream: Optional[TextIO] = None) -> int:
     stream = sys.stderr if stream is None else stream
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=stream)
-    print(f"error: {exc}", file=stream)
+    print(error_line(exc), file=stream)
     return USER_ERROR_STATUS
 

@@ -64,7 +64,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     Returns:
         0 on success, 2 on a usage error (existing report without --force, no runs, runs of
-        different domains, bad --commands, a run's trainer.pth that would run code).
+        different domains, bad --commands, a run's trainer.pth that would run code, a malformed
+        run file), 1 when the report cannot be written (a full disk).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = errors.pop_debug_flag(argv)
@@ -74,6 +75,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         readme, headline = write_report(options, command)
     except errors.UserError as error:
         return errors.report(error, debug)
+    except OSError as error:  # a full disk: what was being written is removed (atomic writes)
+        where = f" ({error.filename})" if error.filename else ""
+        failure = errors.UserError(f"cannot write the report to {options.output}: {error.strerror or error}{where}")
+        return errors.report(failure, debug)
     if print_headline:
         print(headline)
     print(f"wrote {readme}")

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from ..errors import UserError
+from ..errors import UserError, printable
 from .codec_io import (
     AUDIO_EXTENSIONS,
     CODE_EXTENSIONS,
     DAC_EXTENSION,
     PACKED_EXTENSION,
     InputError,
-    check_channels,
-    check_length,
-    check_resampling,
     check_dac_matches,
     method_mismatch,
     file_kind,
@@ -39,7 +36,7 @@ from .codec_io import (
     load_dac,
     load_model,
     one_line,
-    read_audio,
+    read_model_input,
     save_dac,
     write_wav,
 )
@@ -59,13 +56,13 @@ class UsageError(UserError):
 def _warn(message: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"warning: {message}", file=sys.stderr)
+    tqdm.write(f"warning: {printable(message)}", file=sys.stderr)
 
 
 def _error(message: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"error: {message}", file=sys.stderr)
+    tqdm.write(f"error: {printable(message)}", file=sys.stderr)
 
 
 def _device(name: str) -> str:
@@ -150,7 +147,7 @@ def _kind_of(path: Path) -> str:
 def _note(path: Path, reason: str) -> None:
     from tqdm import tqdm
 
-    tqdm.write(f"note: {path}: {reason}", file=sys.stderr)
+    tqdm.write(f"note: {printable(f'{path}: {reason}')}", file=sys.stderr)
 
 
 def _inputs(input: str, extensions: tuple[str, ...], command: str = "", takes: str = "") -> tuple[Path, list[Path]]:
@@ -275,12 +272,7 @@ def encode(input: str, output: str = "", weights_path: str = "", n_quantizers: O
     _announce(model)
 
     def process(src: Path, dst: Path) -> Done:
-        audio, sample_rate = read_audio(src)
-        check_channels(audio)
-        check_resampling(sample_rate, model.sample_rate)
-        check_length(audio.shape[1], audio.shape[0], sample_rate, model.sample_rate)
-        if audio.shape[1] * model.sample_rate // sample_rate == 0:
-            raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
+        audio, sample_rate = read_model_input(src, model.sample_rate)
         seconds = audio.shape[1] / sample_rate
         signal = AudioSignal(torch.from_numpy(audio)[None], sample_rate)
         chunks = verbose or (sys.stderr.isatty() and seconds > LONG_FILE_SECONDS)
@@ -463,6 +455,8 @@ def export(weights: str, format: str = "dac", output: str = "", overwrite: bool 
             export_to_hf(model, target, overwrite=overwrite, keep=keep)
     except OutputError as exc:
         raise UsageError("--output", one_line(exc)) from None
+    except OSError as exc:  # a full disk, a read-only folder: the partial output is already removed
+        raise UsageError("--output", f"cannot write {target}: {exc.strerror or one_line(exc)}") from None
     except (ExportError, ValueError) as exc:  # the model cannot be reproduced in that format
         raise UsageError(weights, one_line(exc)) from None
     loader = ("dac.model.DAC.load(path) and `python -m dac decode --weights_path`" if format == "dac"

@@ -7,10 +7,10 @@ unpickling arbitrary objects (DAC's own ``DACFile.load`` uses ``allow_pickle=Tru
 """
 from __future__ import annotations
 
+import math
 import numbers
 import os
 import pickle
-import stat
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -20,6 +20,7 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..errors import UserError
 from ..training import checkpoint, safe_arrays
+from ..training.userfiles import file_kind
 from ..training.checkpoint import atomic_path
 from .bitpack import bits_per_code, pack_codes, unpack_codes
 from .framing import decoder_length, stock_decodable_frames
@@ -94,23 +95,6 @@ def find_files(root: Path, extensions: tuple[str, ...],
     return sorted(found)
 
 
-def file_kind(path: Path) -> str:
-    """``"file"`` for a regular file (or a link to one), else what it is, in words."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return "a broken link" if os.path.islink(path) else "missing"
-    if stat.S_ISREG(mode):
-        return "file"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a folder" if stat.S_ISDIR(mode) else "not a regular file"
-
-
 # ----------------------------------------------------------------------------- audio
 
 
@@ -119,10 +103,11 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
     and non-finite audio."""
     import soundfile
 
-    if not path.exists():
+    kind = file_kind(path)
+    if kind == "missing":
         raise InputError("no such file or directory")
-    if file_kind(path) != "file":  # reading a FIFO would block forever
-        raise InputError(f"not a regular file ({file_kind(path)})")
+    if kind != "file":  # reading a FIFO would block forever
+        raise InputError(f"not a regular file ({kind})")
     try:
         header = soundfile.info(str(path))
     except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
@@ -188,6 +173,26 @@ def check_channels(audio: np.ndarray) -> None:
     if audio.shape[0] > MAX_CHANNELS:
         raise InputError(f"{audio.shape[0]} channels: at most {MAX_CHANNELS} can be encoded (DAC's loudness "
                          "measure, ITU-R BS.1770, has channel weights for 5); split it into mono or stereo files")
+
+
+def read_model_input(path: Path, model_rate: int) -> tuple[np.ndarray, int]:
+    """:func:`read_audio` for a model of sample rate ``model_rate``: what ``encode`` and
+    evaluation both refuse (too many channels, a rate that would take too much to resample, too
+    many samples once resampled, nothing left once resampled).
+
+    Returns:
+        ``(audio channels x samples float32, sample_rate)``.
+
+    Raises:
+        InputError: the file cannot be encoded (one line).
+    """
+    audio, sample_rate = read_audio(path)
+    check_channels(audio)
+    check_resampling(sample_rate, model_rate)
+    check_length(audio.shape[1], audio.shape[0], sample_rate, model_rate)
+    if audio.shape[1] * model_rate // sample_rate == 0:
+        raise InputError(f"too short ({audio.shape[1]} samples at {sample_rate} Hz)")
+    return audio, sample_rate
 
 
 def write_wav(path: Path, audio: np.ndarray, sample_rate: int) -> None:
@@ -387,10 +392,13 @@ def _integer(metadata: dict, key: str, minimum: int) -> int:
 def load_dac(path: Path) -> tuple[DACFile, Optional[dict]]:
     """A ``.dac`` file (ours or stock DAC's) as ``(DACFile, model description or None)``, checked
     for internal consistency."""
-    if not path.exists():
+    kind = file_kind(path)
+    if kind == "missing":
         raise InputError("no such file or directory")
-    if path.is_dir():
+    if kind == "a folder":
         raise InputError("is a directory, not a .dac file")
+    if kind != "file":  # reading a named pipe would block forever
+        raise InputError(f"not a regular file ({kind})")
     artifacts = _read_artifacts(path)
     metadata, codes = artifacts.get("metadata"), artifacts.get("codes")
     if codes is None and "packed_codes" in artifacts:

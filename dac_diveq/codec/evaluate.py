@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
+from ..errors import error_line
 from ..report.eval_io import EvalError, new_summary, read_seed, write_outputs
 from .model import WINDOW_S, parse_level
 
@@ -151,7 +153,7 @@ def run_opus(files: list, references: dict, kbps_list: list, output: Path, worke
                     scorer.submit((name, kbps, ref, deg.mean(1), sr, with_dnsmos))
                 except Exception as exc:
                     reason = " ".join(str(exc).split())
-                    print(f"error: {name}: opus {kbps} kbps: {reason}", file=sys.stderr)
+                    tqdm.write(error_line(f"{name}: opus {kbps} kbps: {reason}"), file=sys.stderr)
                     failed.append({"file": name, "bitrate_kbps": kbps, "error": reason})
     results = scorer.finish()
     report_metric_errors(results, failed)
@@ -217,7 +219,7 @@ def _decode_ladder(model, path: Path, steps: Sequence[int], stats, level, window
     from ..metrics import codebook as cb
     from . import codec_io
 
-    audio, sr = codec_io.read_audio(path)
+    audio, sr = codec_io.read_model_input(path, model.sample_rate)  # encode's checks (channels, rate, length)
     tensor = torch.from_numpy(audio)
     codes, pairs = cb.model_codes(model, tensor, sr)
     artifact = model.compress(AudioSignal(tensor[None], sr), window, normalize_db=level)
@@ -309,7 +311,7 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test", output: st
                 audio, sr, decoded = _decode_ladder(model, path, steps, stats, level, win_duration)
             except Exception as exc:
                 reason = codec_io.one_line(exc)
-                print(f"error: {name}: {reason}", file=sys.stderr)
+                tqdm.write(error_line(f"{name}: {reason}"), file=sys.stderr)  # not inside the bar's line
                 failed.append({"file": name, "error": reason})
                 scorer.bar.update(len(steps))
                 continue

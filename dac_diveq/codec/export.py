@@ -12,7 +12,7 @@ from typing import Iterable
 from dac.model.dac import DAC
 
 from ..errors import ConfigError
-from ..training.checkpoint import atomic_path
+from ..training.checkpoint import atomic_path, write_file
 from .model import DiVeQDAC, dac_architecture
 
 
@@ -108,6 +108,7 @@ def export_to_dac(model: DiVeQDAC, path: str | os.PathLike, overwrite: bool = Fa
     check_dac_output(path, overwrite, keep)
     stock = to_stock_dac(model).cpu()
     with atomic_path(path) as tmp:
-        stock.save(str(tmp), package=False)
+        # Through write_file: a full disk is an OSError naming ENOSPC, not torch's zip-writer message.
+        write_file(tmp, lambda handle: stock.save(handle, package=False))
         check_dac_output(path, overwrite, keep)  # nothing appeared there meanwhile
     return path

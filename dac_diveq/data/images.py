@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from ..errors import ConfigError, DataError
+from ..training.userfiles import file_kind
 
 T = TypeVar("T")
 
@@ -164,8 +165,9 @@ def _open_rgb(path: Path, image_size: int, decode: bool = True) -> Image.Image:
     Palette and YCbCr images are converted to RGB (they are colour images); grayscale and
     images with another channel count (RGBA, CMYK) are refused rather than guessed at.
     """
-    if not Path(path).is_file():  # a FIFO named *.png would block the reader forever
-        raise ImageDataError(f"cannot read image {path}: not a regular file")
+    kind = file_kind(path)
+    if kind != "file":  # a FIFO named *.png would block the reader forever
+        raise ImageDataError(f"cannot read image {path}: not a regular file ({kind})")
     try:
         image = Image.open(path)
         if decode:

@@ -9,6 +9,7 @@ from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 # A data folder that is missing, holds no audio, or is a held-out test set (a user error).
 from ..errors import DataError  # noqa: F401
 from .compat import patch_audiotools
+from ..training.userfiles import file_kind
 
 
 def check_folders(folders: Optional[dict], role: str = "train") -> None:
@@ -65,6 +66,28 @@ def is_transform(obj) -> bool:
     return hasattr(obj, "transform") and obj.__qualname__ not in ("BaseTransform", "Compose", "Choose")
 
 
+def check_listed_files(audio_lists: list, name: str) -> None:
+    """Refuse a data folder that lists an audio name which is not a regular file.
+
+    A named pipe called ``x.wav`` would block the data loader forever once sampled (a training
+    run's data is what its folders hold: it is refused, not skipped, so that no run trains on
+    less than its folders say).
+
+    Args:
+        audio_lists: audiotools' ``AudioLoader.audio_lists`` (per source, dicts with a ``path``).
+        name: the ``folders`` entry, for the message.
+
+    Raises:
+        DataError: one line naming the first such file and what it is.
+    """
+    for rows in audio_lists:
+        for row in rows:
+            kind = file_kind(row["path"])
+            if kind != "file":
+                raise DataError(f"{row['path']} ({name}) is not a regular file ({kind}); remove it from the "
+                                "data folder")
+
+
 def build_dataset(folders: dict, sample_rate: int, transform: Optional[transforms.Compose] = None,
                   make_loader: Callable = AudioLoader, make_dataset: Callable = AudioDataset) -> ConcatDataset:
     """One dataset per ``folders`` entry (a name -> list of folders), cycled as DAC does.
@@ -90,6 +113,7 @@ def build_dataset(folders: dict, sample_rate: int, transform: Optional[transform
         loader = make_loader(sources=[str(s) for s in sources])
         if not loader.audio_indices:
             raise DataError(f"no audio files in {', '.join(map(str, sources))} ({name})")
+        check_listed_files(loader.audio_lists, name)
         datasets.append(make_dataset(loader, sample_rate, transform=transform))
     dataset = ConcatDataset(datasets)
     dataset.transform = transform

@@ -36,7 +36,7 @@ def dataset_settings(weights: Path) -> dict:
         state = checkpoint.load_file(trainer)
         config = state.get("config") if isinstance(state, dict) else None
         config = ast.literal_eval(config) if isinstance(config, str) else config
-    except checkpoint.UntrustedFileError as exc:
+    except (checkpoint.UntrustedFileError, checkpoint.NotRegularFileError) as exc:
         raise EvalError(str(exc)) from None
     except Exception:  # missing, unreadable or an unparsable config text: settings unknown
         return found

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..errors import ConfigError
+from ..training import userfiles
+from ..training.checkpoint import atomic_path
 from . import labels, markdown, plots
-from .runs import DOMAINS, Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run
+from .runs import DOMAINS, Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run, read_text
 from .tensorboard import CURVES_FILE, training_curves
 
 #: Dataset-level metrics read from summary.json (one value per run and setting).
@@ -209,7 +211,7 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
         parts[-1] += (f"- The runs of {group.label} were trained by trainer versions that record different options "
                       f"({shown}{more} only in some): they are pooled because every option they all record agrees.\n")
     if options.notes is not None:
-        notes = Path(options.notes).read_text().strip()
+        notes = read_text(Path(options.notes)).strip()
         # The notes' own headings sit below this section's.
         parts += ["## About these runs\n", re.sub(r"^(#+) ", r"\1## ", notes, flags=re.M) + "\n"]
     parts += [f"## Results per {domain.setting_noun}\n", markdown.results_tables(groups, table_metrics)]
@@ -239,7 +241,7 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
         parts.append("\nCodebook summary: " + "; ".join(_codebook_summary(codec, domain)) + ".\n")
     parts.append("\n### Commands that produced the runs\n")
     if options.commands is not None:
-        parts.append(markdown.code_block(options.commands.read_text()))
+        parts.append(markdown.code_block(read_text(Path(options.commands))))
     else:
         parts.append("Not given (pass `--commands FILE`).\n")
     parts.append("\n### This report\n")
@@ -290,13 +292,17 @@ def write_report(options: ReportOptions, command: str) -> tuple[Path, str]:
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not options.force:
         raise ConfigError(f"{out} already exists; pass --force to overwrite it")
     for flag, path in (("--commands", options.commands), ("--notes", options.notes)):
-        if path is not None and not Path(path).is_file():
-            raise ConfigError(f"{flag} {path}: no such file")
+        if path is not None:
+            try:
+                userfiles.check_file(path)
+            except (FileNotFoundError, userfiles.PathKindError) as exc:
+                raise ConfigError(f"{flag} {exc}") from None
     if out.is_dir():  # the report's own files only: a user's other files (PNGs too) stay
         for name in sorted(report_files()):
             if (out / name).is_file() or (out / name).is_symlink():
                 (out / name).unlink()
     text, headline = build_report(options, command)
-    (out / "README.md").write_text(text)
-    (out / "headline.md").write_text(headline + "\n")
+    for name, content in (("README.md", text), ("headline.md", headline + "\n")):
+        with atomic_path(out / name) as tmp:  # a full disk leaves no truncated README
+            tmp.write_text(content)
     return out / "README.md", headline

@@ -21,6 +21,7 @@ from typing import Optional
 from ..errors import UserError
 from ..training import checkpoint
 from ..training.checkpoint import atomic_path
+from ..training.userfiles import file_kind
 
 #: Keys of every summary.json, in this order; ``files``, ``failed``, ``codebook`` and ``wall_time_s``
 #: are filled in as the evaluation runs.
@@ -69,14 +70,15 @@ def trainer_state(weights: Path) -> Optional[dict]:
     unreadable).
 
     Raises:
-        EvalError: the file would run code when loaded (one line naming it).
+        EvalError: the file would run code when loaded, or is a named pipe or other non-file
+            (one line naming it).
     """
     trainer = weights.parent.parent / "trainer.pth"
-    if not trainer.is_file():
+    if file_kind(trainer) == "missing":
         return None
     try:
         state = checkpoint.load_file(trainer)
-    except checkpoint.UntrustedFileError as exc:
+    except (checkpoint.UntrustedFileError, checkpoint.NotRegularFileError) as exc:
         raise EvalError(str(exc)) from None
     except checkpoint.CheckpointError:  # unreadable: what it would tell is just not known
         return None

@@ -11,7 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-DPI = 120
+from .plots import save_figure  # noqa: E402
+
 MAX_POINTS = 5000
 
 
@@ -37,11 +38,7 @@ def image_grid(rows: Sequence, path: Path, titles: Sequence[str] = ()) -> Path:
                 ax.imshow(np.clip(batch[j].transpose(1, 2, 0), 0, 1), interpolation="nearest")
         if i < len(titles):
             axes[i][0].set_title(titles[i], loc="left", fontsize=9)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def pca_projection(latents: np.ndarray, codebooks: Sequence[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -88,8 +85,4 @@ def codebook_vs_latents(latents: np.ndarray, codebooks: Sequence[np.ndarray], pa
     ax.set_ylabel("PC 2 of the latents")
     ax.set_title(title or "codebook vs latents (PCA)")
     ax.legend(loc="best", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

@@ -15,16 +15,26 @@ from dac_diveq.report import labels  # noqa: E402
 from dac_diveq.report.runs import Group, common_domain  # noqa: E402
 from dac_diveq.report.stats import MeanCI, mean_ci  # noqa: E402
 from dac_diveq.report.tensorboard import Curve  # noqa: E402
+from dac_diveq.training.checkpoint import atomic_path  # noqa: E402
 
 DPI = 120
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_figure(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG at ``path`` atomically and close it: a full disk leaves no truncated
+    PNG (the ``OSError`` is raised, the partial file removed).
+
+    Returns:
+        ``path``.
+    """
     fig.tight_layout()
-    fig.savefig(path, dpi=DPI)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
     return path
+
 
 
 def _colors(n: int) -> list:
@@ -66,7 +76,7 @@ def metric_vs_bitrate(groups: Sequence[Group], metric: str, path: Path) -> Path:
     ax.set_ylabel(labels.axis_label(metric))
     ax.grid(True, alpha=0.4)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _stage_positions(series: Sequence[tuple[str, dict]]) -> tuple[dict, list[str], str]:
@@ -134,7 +144,7 @@ def codebook_stages(groups: Sequence[Group], key: str, ylabel: str, title: str, 
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.4)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def training_curves(curves: Sequence[tuple[str, Curve]], title: str, ylabel: str, path: Path) -> Path:
@@ -163,7 +173,7 @@ def training_curves(curves: Sequence[tuple[str, Curve]], title: str, ylabel: str
     ax.grid(True, alpha=0.4)
     if shown:
         ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_steps(curves: dict[str, list[tuple[int, MeanCI]]], metric: str, setting_text: str, path: Path) -> Path:
@@ -190,4 +200,4 @@ def plot_steps(curves: dict[str, list[tuple[int, MeanCI]]], metric: str, setting
     ax.set_ylabel(labels.axis_label(metric))
     ax.grid(True, alpha=0.4)
     ax.legend(fontsize=8)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -11,17 +11,19 @@ A *group* is every run of one method variant (typically several seeds). Runs bel
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..training import userfiles
 
 #: Metric columns in display order (speech, then image).
 METRICS = ("pesq_wb", "pesq_wb_raw", "pesq_nb", "pesq_nb_raw", "stoi", "estoi", "visqol", "si_sdr", "mel_distance",
@@ -89,6 +91,71 @@ IMAGE = Domain("image", "bits", "bpp", "bits per code", "bpp", "bits per pixel",
                        ("train/loss", "Training loss", "Loss (weighted sum of terms)")))
 #: summary["domain"] -> Domain.
 DOMAINS = {d.name: d for d in (SPEECH, IMAGE)}
+
+
+class RunFileError(DataError):
+    """A run's file (``summary.json``, ``per_file.csv``, ``curves.json``, a trainer history) that
+    is not what an evaluation writes: one line naming it."""
+
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Parse ``path`` in the block: what a malformed file raises there (a JSON or CSV error, a
+    number that is not one, a list where a mapping belongs) becomes one :class:`RunFileError`
+    naming the file.
+
+    Only the parsing of one file runs in such a block, so an error there is the file's.
+    """
+    try:
+        yield
+    except RunFileError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, csv.Error) as exc:
+        # UnicodeDecodeError and json.JSONDecodeError are ValueErrors.
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise RunFileError(f"{path}: malformed ({reason})") from None
+
+
+def read_text(path: Path) -> str:
+    """A run's text file, checked to be a regular file first (a named pipe would block).
+
+    Raises:
+        FileNotFoundError, userfiles.PathKindError: missing, or not a regular file (one line).
+        RunFileError: not UTF-8 text.
+    """
+    userfiles.check_file(path)
+    with reading(path):
+        return path.read_text()
+
+
+#: Types of the ``summary.json`` fields a report reads (each may be absent).
+SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
+    "domain": (str,), "method": (str,), "seed": (int, type(None)), "files": (list,), "failed": (list,),
+    "by_bitrate": (dict,), "by_setting": (dict,), "codebook": (dict,), "training": (list,),
+    "training_config": (dict, type(None)), "weights": (str, type(None)), "residual_mode": (str, type(None)),
+    "lookup": (str, type(None)),
+}
+
+
+def check_summary(summary: Any, path: Path) -> dict[str, Any]:
+    """``summary`` (a parsed ``summary.json``), checked to have the form the report reads.
+
+    Raises:
+        RunFileError: the first field of another type (one line naming the file).
+    """
+    if not isinstance(summary, dict):
+        raise RunFileError(f"{path}: malformed (a {type(summary).__name__}, not a mapping)")
+    for key, kinds in SUMMARY_FIELDS.items():
+        if key in summary and (not isinstance(summary[key], kinds) or isinstance(summary[key], bool)):
+            raise RunFileError(f"{path}: malformed ({key} is of type {type(summary[key]).__name__}, expected "
+                               f"{' or '.join(kind.__name__ for kind in kinds)})")
+    for key in ("by_bitrate", "by_setting"):
+        if not all(isinstance(v, dict) for v in (summary.get(key) or {}).values()):
+            raise RunFileError(f"{path}: malformed ({key} holds a value that is not a mapping)")
+    stages = (summary.get("codebook") or {}).get("stages", [])
+    if not (isinstance(stages, list) and all(isinstance(stage, dict) for stage in stages)):
+        raise RunFileError(f"{path}: malformed (codebook stages are not a list of mappings)")
+    return summary
 
 
 def detect_domain(summary: dict[str, Any], columns: Sequence[str]) -> Domain:
@@ -232,22 +299,32 @@ def load_run(eval_dir: Path | str) -> Run:
 
     Raises:
         FileNotFoundError: a file is missing.
+        userfiles.PathKindError: a file is a named pipe or other non-file.
+        RunFileError: a file is not what an evaluation writes (one line naming it).
         ValueError: the CSV lacks a required column of its domain, or the domain is unknown.
     """
     eval_dir = Path(eval_dir)
-    summary = json.loads((eval_dir / "summary.json").read_text())
-    with open(eval_dir / "per_file.csv", newline="") as handle:
+    summary_path, table = eval_dir / "summary.json", eval_dir / "per_file.csv"
+    text = read_text(summary_path)
+    with reading(summary_path):
+        summary = check_summary(json.loads(text), summary_path)
+    userfiles.check_file(table)
+    with open(table, newline="") as handle, reading(table):
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []
         domain = detect_domain(summary, columns)
         setting, rate = domain.setting_column, domain.rate_column
         missing = {"file", setting, rate} - set(columns)
         if missing:
-            raise DataError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)} "
+            raise RunFileError(f"{eval_dir / 'per_file.csv'}: missing columns {sorted(missing)} "
                              f"({domain.name} run)")
         metrics = [m for m in METRICS if m in columns]
         rows = []
         for raw in reader:
+            if None in raw.values() or None in raw:  # a short or a long row
+                cells = sum(v is not None for k, v in raw.items() if k is not None) + len(raw.get(None) or [])
+                raise RunFileError(f"{table}: malformed (line {reader.line_num} has {cells} cells for "
+                                   f"{len(columns)} columns)")
             row: dict[str, Any] = {"file": raw["file"], setting: int(float(raw[setting])),
                                    rate: _number(raw[rate])}
             row.update({m: _number(raw.get(m)) for m in metrics})

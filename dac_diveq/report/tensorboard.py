@@ -7,6 +7,9 @@ from typing import Optional, Sequence
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ..training.userfiles import file_kind
+from .runs import read_text, reading
+
 Curve = tuple[np.ndarray, np.ndarray]
 
 
@@ -63,25 +66,29 @@ def history_scalars(checkpoint: Path | str, tags: Sequence[str]) -> dict[str, Cu
         CheckpointError (an ``UntrustedFileError``): the file would run code when loaded.
     """
     checkpoint = Path(checkpoint)
-    if not checkpoint.is_file():
+    if file_kind(checkpoint) == "missing":
         return {}
-    from ..training.checkpoint import CheckpointError, UntrustedFileError, load_file  # torch: only for this fallback
+    # torch: only for this fallback
+    from ..training.checkpoint import CheckpointError, NotRegularFileError, UntrustedFileError, load_file
 
     try:
         state = load_file(checkpoint)
-    except UntrustedFileError:
+    except (UntrustedFileError, NotRegularFileError):
         raise
     except CheckpointError:
         return {}
     history = state.get("history", []) if isinstance(state, dict) else []
     out: dict[str, Curve] = {}
-    for tag in tags:
-        if not tag.startswith("val/"):
-            continue
-        key = tag[len("val/"):]
-        points = {int(h["step"]): float(h[key]) for h in history if key in h and "step" in h}
-        if points:
-            out[tag] = _merge(points)
+    with reading(checkpoint):
+        if not (isinstance(history, list) and all(isinstance(h, dict) for h in history)):
+            raise TypeError("its history is not a list of mappings")
+        for tag in tags:
+            if not tag.startswith("val/"):
+                continue
+            key = tag[len("val/"):]
+            points = {int(h["step"]): float(h[key]) for h in history if key in h and "step" in h}
+            if points:
+                out[tag] = _merge(points)
     return out
 
 
@@ -105,11 +112,21 @@ def read_curves(path: Path | str, tags: Sequence[str]) -> dict[str, Curve]:
     import json
 
     path = Path(path)
-    if not path.is_file():
+    if file_kind(path) == "missing":
         return {}
-    data = json.loads(path.read_text())
-    return {tag: (np.array([p[0] for p in data[tag]], dtype=float), np.array([p[1] for p in data[tag]], dtype=float))
-            for tag in tags if data.get(tag)}
+    text = read_text(path)
+    with reading(path):
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise TypeError(f"a {type(data).__name__}, not a mapping of tags to [step, value] lists")
+        curves = {}
+        for tag in tags:
+            points = data.get(tag)
+            if points:
+                if not (isinstance(points, list) and all(isinstance(p, list) and len(p) == 2 for p in points)):
+                    raise TypeError(f"{tag} is not a list of [step, value] pairs")
+                curves[tag] = (np.array([p[0] for p in points], dtype=float), np.array([p[1] for p in points], dtype=float))
+    return curves
 
 
 def training_curves(log_dir: Path, checkpoint: Path, tags: Sequence[str],

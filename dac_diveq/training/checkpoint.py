@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from . import safe_arrays
+from . import safe_arrays, userfiles
 
 STORE = ".checkpoints"
 WEIGHTS = "weights.pth"
@@ -61,6 +61,11 @@ class CheckpointError(UserError, RuntimeError):
 
 class UntrustedFileError(CheckpointError):
     """A file that would run or import code when loaded; it is refused unread."""
+
+
+class NotRegularFileError(CheckpointError):
+    """A checkpoint path that is a named pipe, socket or device: refused unopened (a pipe would
+    block the reader forever)."""
 
 
 #: What checkpoints written before RNG states were stored as tensors need besides tensors and plain
@@ -165,6 +170,77 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def _rng_problem(state: Any) -> str:
+    """What is wrong with one rank's RNG state as :func:`rng_state` writes it ('' if nothing)."""
+    if not isinstance(state, dict) or not {"torch", "numpy", "python"} <= set(state):
+        return "its RNG state is not a dict of torch, numpy and python states"
+    if not (torch.is_tensor(state["torch"]) and state["torch"].dtype == torch.uint8
+            and state["torch"].shape == torch.get_rng_state().shape):
+        return "its torch RNG state is not torch.get_rng_state()'s byte tensor"
+    numpy_state = state["numpy"]
+    if not (isinstance(numpy_state, (tuple, list)) and len(numpy_state) == 5 and numpy_state[0] == "MT19937"
+            and (torch.is_tensor(numpy_state[1]) or isinstance(numpy_state[1], np.ndarray))
+            and tuple(numpy_state[1].shape) == (624,)
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numpy_state[2:])):
+        return "its numpy RNG state is not (name, 624 keys, pos, has_gauss, cached)"
+    python_state = state["python"]
+    if not (isinstance(python_state, (tuple, list)) and len(python_state) == 3
+            and python_state[0] == random.Random.VERSION and isinstance(python_state[1], (tuple, list)) and len(python_state[1]) == 625
+            and all(type(v) is int for v in python_state[1])):
+        return "its python RNG state is not random.getstate()'s"
+    return ""
+
+
+def check_trainer_state(state: Any, path: Path, rank: int = 0) -> dict[str, Any]:
+    """Check a ``trainer.pth`` before anything of it is used; return this rank's RNG state.
+
+    A file that loads safely may still hold anything (``rng={}``, ``step='x'``): each is a one-line
+    error naming the file, not a traceback in the middle of a resume.
+
+    Raises:
+        CheckpointError: what is wrong, in one line.
+    """
+    def bad(what: str) -> CheckpointError:
+        return CheckpointError(f"{path} is not a trainer state ({what})")
+
+    if not (isinstance(state, dict) and {"step", "best", "rng"} <= set(state)):
+        raise bad("no step, best and rng")
+    if type(state["step"]) is not int or state["step"] < 0:
+        raise bad(f"step {str(state['step'])[:40]!r} is not a count of steps")
+    if isinstance(state["best"], bool) or not isinstance(state["best"], (int, float)) or math.isnan(state["best"]):
+        raise bad(f"best {str(state['best'])[:40]!r} is not a score")
+    for key in ("history", "environment"):
+        if not isinstance(state.get(key, []), list):
+            raise bad(f"{key} is not a list")
+    rng = state["rng"]
+    if isinstance(rng, list):
+        if not 0 <= rank < len(rng):
+            raise bad(f"it holds RNG states of {len(rng)} rank(s), this is rank {rank}")
+        rng = rng[rank]
+    problem = _rng_problem(rng)
+    if problem:
+        raise bad(problem)
+    return rng
+
+
+def load_state_into(obj: Any, path: Path) -> None:
+    """``obj.load_state_dict`` (an optimizer's, a scheduler's) of a checkpoint file.
+
+    Raises:
+        CheckpointError: the file is unreadable, or its state does not fit ``obj`` (an empty or
+            another optimizer's state): one line naming it.
+    """
+    state = load_file(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} holds a {type(state).__name__}, not a {type(obj).__name__} state")
+    try:
+        obj.load_state_dict(state)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise CheckpointError(f"{path} is not a state of this {type(obj).__name__} "
+                              f"({type(exc).__name__}: {reason})") from None
+
+
 # ----------------------------------------------------------------------------- run checkpoints
 
 
@@ -185,6 +261,8 @@ def prepare_run_folder(save_path: str | os.PathLike) -> Path:
         reason = ("it is a file, not a folder" if root.exists() and not root.is_dir()
                   else exc.strerror or str(exc))
         raise CheckpointError(f"cannot use {root} as the run folder (save_path): {reason}") from None
+    for tag in TAGS:
+        check_tag(root / tag)
     return root
 
 
@@ -220,10 +298,10 @@ def save(save_path: str | os.PathLike, tags: list[str], models: dict[str, Any], 
         (tmp / OWNER).write_text(owner + "\n")  # first: an interrupted save's leftovers are ours too
         for name, (model, files) in models.items():
             (tmp / name).mkdir()
-            _write(tmp / name / WEIGHTS, lambda handle: model.save(handle, package=False))
+            write_file(tmp / name / WEIGHTS, lambda handle: model.save(handle, package=False))
             for filename, obj in files.items():
-                _write(tmp / name / filename, lambda handle: torch.save(obj, handle))
-        _write(tmp / "trainer.pth", lambda handle: torch.save(extra, handle))
+                write_file(tmp / name / filename, lambda handle: torch.save(obj, handle))
+        write_file(tmp / "trainer.pth", lambda handle: torch.save(extra, handle))
         os.replace(tmp, folder)
         for tag in tags:
             _point(root, tag, folder)
@@ -265,7 +343,7 @@ class _RecordingWriter:
         self.handle.flush()
 
 
-def _write(path: Path, dump: Callable[[Any], Any]) -> None:
+def write_file(path: Path, dump: Callable[[Any], Any]) -> None:
     """Write one checkpoint file through :class:`_RecordingWriter`, flushed to the disk.
 
     Raises:
@@ -323,6 +401,7 @@ def checkpoint_folder(save_path: str | os.PathLike, tag: str = "latest") -> Opti
     """
     root = Path(save_path)
     link = root / tag
+    check_tag(link)
     if link.exists():
         return link
     if not link.is_symlink():
@@ -338,11 +417,25 @@ def checkpoint_folder(save_path: str | os.PathLike, tag: str = "latest") -> Opti
     return complete[-1]
 
 
+def check_tag(link: Path) -> None:
+    """Refuse a tag (``latest``, ``best``) that is neither a folder nor a link (a user's regular
+    file or named pipe of that name): it would be taken for "no checkpoint", and the first save
+    would fail only after training.
+
+    Raises:
+        CheckpointError: one line naming it.
+    """
+    kind = userfiles.file_kind(link)
+    if kind not in ("a folder", "missing") and not (kind == "a broken link" and link.is_symlink()):
+        raise CheckpointError(f"{link} is {'a regular file' if kind == 'file' else kind}, not a checkpoint "
+                              f"(a link to a checkpoint folder); move it out of the run folder")
+
+
 def load_trainer_state(save_path: str | os.PathLike, tag: str = "latest") -> Optional[dict[str, Any]]:
     """The ``trainer.pth`` of ``save_path/tag`` (see :func:`checkpoint_folder`), or None if there is
     no such checkpoint."""
     folder = checkpoint_folder(save_path, tag)
-    if folder is None or not (folder / "trainer.pth").exists():
+    if folder is None or userfiles.file_kind(folder / "trainer.pth") == "missing":
         return None
     return load_file(folder / "trainer.pth")
 
@@ -368,9 +461,15 @@ def load_file(path: str | os.PathLike) -> Any:
     Raises:
         UntrustedFileError: the file would run or import code (a crafted pickle, a
             ``torch.package`` archive); one line naming the file.
+        NotRegularFileError: a named pipe, socket or device (or a folder), refused unopened.
         CheckpointError: the file is missing, truncated or not a PyTorch file (one line).
     """
     path = Path(path)
+    kind = userfiles.file_kind(path)
+    if kind not in ("file", "missing"):  # a named pipe would block torch.load forever
+        failure = NotRegularFileError(f"cannot read checkpoint file {path} (not a regular file: {kind})")
+        failure.reason = f"not a regular file: {kind}"
+        raise failure
     try:
         with torch.serialization.safe_globals(list(_LEGACY_GLOBALS)):
             return safe_arrays.plain(torch.load(path, map_location="cpu", weights_only=True))
@@ -707,20 +806,26 @@ def resolve_weights(path: str | os.PathLike, models: Sequence[str], tags: Sequen
         FileNotFoundError: nothing fitting at ``path`` (a one-line message, without the path).
     """
     path = Path(path)
-    if path.is_file():
+    kind = userfiles.file_kind(path)
+    if kind == "file":
         if path.parent.name in models:
             return _resolved(path)
         if not bare:
             raise FileNotFoundError(f"expected a weights file inside a {'/'.join(models)} folder of a run checkpoint")
         return ResolvedWeights(path, None, path.parent)
-    if not path.exists():
+    if kind == "missing":
         raise FileNotFoundError("no such file or directory")
+    if kind != "a folder":
+        raise FileNotFoundError(f"not a weights file or a folder ({kind})")
     candidates = [Path(tag) / name / WEIGHTS for tag in tags for name in models]
     candidates += [Path(name) / WEIGHTS for name in models]
     if bare:
         candidates.append(Path(WEIGHTS))
     for relative in candidates:
-        if (path / relative).is_file():
+        found = userfiles.file_kind(path / relative)
+        if found not in ("file", "missing"):  # refused here, not taken for "no weights"
+            raise FileNotFoundError(f"{relative} is not a regular file ({found})")
+        if found == "file":
             return _resolved(path / relative) if len(relative.parts) > 1 else ResolvedWeights(path / relative, None, path)
     raise FileNotFoundError(f"no weights file in this folder (looked for {', '.join(map(str, candidates))})")
 

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, NoReturn, Optional, Sequence
 import yaml
 
 from ..errors import ConfigError  # noqa: F401  (raised here; its home is the neutral errors module)
+from . import userfiles
 
 #: Keys argbind itself puts in the parsed arguments.
 ARGBIND_KEYS = frozenset({"args.load", "args.save", "args.debug", "args.unknown"})
@@ -70,6 +71,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> dict[str, Any]:
         sys.argv = saved
     check_keys(args, known_keys(), conf)
     args.update(containers)  # the command line overrides the ymls, as for every other key
+    check_types(args, scalar_annotations(), conf)
     return args
 
 
@@ -252,6 +254,60 @@ def check_keys(args: dict[str, Any], known: Iterable[str], conf: str = "") -> No
             raise ConfigError(f"unknown configuration key {key!r}{where}{_closest(key, known)}")
 
 
+#: What a yml value must be for a parameter annotated with each of these types (``Optional``
+#: also takes ``None``): an ``int`` serves as a ``float``, a ``bool`` as neither.
+_SCALARS = {int: ((int,), "an integer"), float: ((int, float), "a number"), bool: ((bool,), "true or false")}
+
+
+def scalar_annotations() -> dict[str, tuple[type, bool]]:
+    """``{key: (int | float | bool, optional)}`` for every bound parameter annotated with one of
+    those types (or ``Optional`` of one), under every spelling :func:`known_keys` gives it."""
+    import inspect
+
+    import argbind
+
+    found = {}
+    for prefix, (func, patterns, without_prefix, positional, _) in argbind.argbind.PARSE_FUNCS.items():
+        for name, parameter in inspect.signature(func).parameters.items():
+            annotation, optional = parameter.annotation, False
+            if typing.get_origin(annotation) is typing.Union:
+                members = [a for a in typing.get_args(annotation) if a is not type(None)]
+                optional = len(members) < len(typing.get_args(annotation))
+                annotation = members[0] if len(members) == 1 else None
+            if annotation not in _SCALARS:
+                continue
+            optional = optional or parameter.default is None  # ``latent_dim: int = None``
+            key = name if without_prefix else f"{prefix}.{name}"
+            for spelling in (key, *(f"{pattern}/{key}" for pattern in patterns or ())):
+                found[spelling] = (annotation, optional)
+    return found
+
+
+def check_types(args: dict[str, Any], annotations: dict[str, tuple[type, bool]], conf: str = "") -> None:
+    """Refuse a value of the wrong type for an ``int``, ``float`` or ``bool`` parameter.
+
+    argbind passes a yml's ``num_iters: abc`` on as the string ``"abc"``, which fails only where
+    it is first used (a traceback, maybe steps into training).
+
+    Args:
+        args: argbind's parsed arguments.
+        annotations: :func:`scalar_annotations`.
+        conf: the ``--args.load`` yml, named in the message.
+
+    Raises:
+        ConfigError: the first such key, with what it must be.
+    """
+    for key, value in args.items():
+        if key not in annotations:
+            continue
+        kind, optional = annotations[key]
+        allowed, words = _SCALARS[kind]
+        if (value is None and optional) or (isinstance(value, allowed) and (kind is bool or not isinstance(value, bool))):
+            continue
+        where = f" in {conf} (or a file it includes)" if conf else ""
+        raise ConfigError(f"configuration key {key!r}{where} must be {words}, got {str(value)[:60]!r}")
+
+
 def check_yml(path: str | os.PathLike, included_from: Optional[Path] = None,
               seen: tuple[Path, ...] = ()) -> None:
     """Read a yml and the files it ``$include``s with YAML's safe loader.
@@ -289,8 +345,11 @@ def _read_yml(path: Path, included_from: Optional[Path], seen: tuple[Path, ...],
     origin = f" (included from {included_from})" if included_from else ""
     if path.resolve() in seen:
         raise ConfigError(f"{path}{origin} includes itself")
-    if not path.is_file():
+    kind = userfiles.file_kind(path)
+    if kind == "missing":
         raise ConfigError(f"configuration file {path}{origin} not found")
+    if kind != "file":  # a named pipe would block the reader
+        raise ConfigError(f"configuration file {path}{origin} is not a regular file ({kind})")
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.constructor.ConstructorError as exc:

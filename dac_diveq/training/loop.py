@@ -35,7 +35,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from ..errors import ConfigError
-from . import checkpoint
+from . import checkpoint, userfiles
 from .distributed import any_rank, gather_objects, unwrap
 from .sampler import StepSampler
 
@@ -148,6 +148,26 @@ class LoopConfig:
             raise ConfigError(f"stop_at must be a step (0: num_iters), got {self.stop_at!r}")
         if self.amp not in (*AMP_MODES, "auto"):  # "auto": resolved by resolve_amp for the device
             raise ConfigError(f"amp must be 'none', 'bf16' or 'auto', got {self.amp!r}")
+        # What the loop divides by or counts with: a 0 or a string would fail steps into training.
+        for name, minimum in (("num_iters", 0), ("batch_size", 1), ("valid_freq", 0), ("sample_freq", 0),
+                              ("log_freq", 1), ("num_workers", 0), ("seed", None)):
+            _check_number(name, getattr(self, name), int, minimum)
+        for name in ("grad_clip", "save_every"):
+            _check_number(name, getattr(self, name), float, 0)
+
+
+def _check_number(name: str, value: Any, kind: type, minimum: Optional[float]) -> None:
+    """Refuse a setting that is not a ``kind`` (an ``int`` also serves as a ``float``; a ``bool``
+    as neither) at least ``minimum``.
+
+    Raises:
+        ConfigError: one line naming the setting.
+    """
+    kinds = (int, float) if kind is float else (int,)
+    if isinstance(value, bool) or not isinstance(value, kinds) or (kind is float and not math.isfinite(value)):
+        raise ConfigError(f"--{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"--{name} must be at least {minimum}, got {value!r}")
 
 
 def resolve_amp(amp: str, device: torch.device) -> str:
@@ -461,21 +481,19 @@ class TrainLoop:
             checkpoint.CheckpointError: the checkpoint is unreadable or from another configuration.
         """
         folder = checkpoint.checkpoint_folder(self.config.save_path, tag)
-        if folder is None or not (folder / "trainer.pth").exists():
+        if folder is None or userfiles.file_kind(folder / "trainer.pth") == "missing":
             return False
         checkpoint.remove_partials(self.config.save_path)
         state = checkpoint.load_file(folder / "trainer.pth")
-        if not (isinstance(state, dict) and {"step", "best", "rng"} <= set(state)):
-            raise checkpoint.CheckpointError(f"{folder / 'trainer.pth'} is not a trainer state (step, best, rng)")
+        rng = checkpoint.check_trainer_state(state, folder / "trainer.pth", self.rank)
         for name, (model, states) in self.checkpointed().items():
             if not (folder / name).is_dir():
                 raise checkpoint.CheckpointError(f"{folder} has no {name!r} but this configuration trains one")
             checkpoint.load_weights(unwrap(model), folder / name / checkpoint.WEIGHTS, self.identity_keys)
             for file, obj in states.items():
-                obj.load_state_dict(checkpoint.load_file(folder / name / file))
-        self.step, self.best = state["step"], state["best"]
-        self.history = state.get("history", [])
+                checkpoint.load_state_into(obj, folder / name / file)
+        self.step, self.best = state["step"], float(state["best"])
+        self.history = list(state.get("history", []))
         self.environments = list(state.get("environment", []))
-        rng = state["rng"]
-        checkpoint.set_rng_state(rng[self.rank] if isinstance(rng, list) else rng)
+        checkpoint.set_rng_state(rng)
         return True

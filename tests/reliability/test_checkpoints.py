@@ -126,7 +126,7 @@ KILLER = textwrap.dedent("""
     trainer = ToyTrainer(_config({run!r}))
     trainer.run(until=2)
     calls[0] = 0
-    checkpoint._write = dying(checkpoint._write)   # 4 files per save: weights, optimizer, scheduler, trainer
+    checkpoint.write_file = dying(checkpoint.write_file)   # 4 files per save: weights, optimizer, scheduler, trainer
     checkpoint._point = dying(checkpoint._point)   # then the switch of "latest"
     trainer.run()
 """)

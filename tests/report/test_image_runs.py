@@ -144,8 +144,8 @@ def test_rate_axis_is_bits_per_pixel(tmp_path, monkeypatch):
     from dac_diveq.report.runs import group_runs
 
     seen = []
-    save = plots._save
-    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.append(fig.axes[0].get_xlabel()) or save(fig, path))
+    save = plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: seen.append(fig.axes[0].get_xlabel()) or save(fig, path))
     groups = group_runs(load_run(d) for d in write_image_runs(tmp_path / "runs"))
     plots.metric_vs_bitrate(groups, "psnr", tmp_path / "psnr.png")
     plots.codebook_stages(groups, "usage", "usage", "usage", tmp_path / "usage.png")  # one stage
