@@ -20,8 +20,8 @@ from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..errors import UserError
 from ..training import checkpoint, safe_arrays
-from ..training.userfiles import file_kind
 from ..training.checkpoint import atomic_path
+from ..training.userfiles import file_kind
 from .bitpack import bits_per_code, pack_codes, unpack_codes
 from .framing import decoder_length, stock_decodable_frames
 from .model import GENERATOR, DiVeQDAC

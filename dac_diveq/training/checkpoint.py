@@ -185,8 +185,8 @@ def _rng_problem(state: Any) -> str:
         return "its numpy RNG state is not (name, 624 keys, pos, has_gauss, cached)"
     python_state = state["python"]
     if not (isinstance(python_state, (tuple, list)) and len(python_state) == 3
-            and python_state[0] == random.Random.VERSION and isinstance(python_state[1], (tuple, list)) and len(python_state[1]) == 625
-            and all(type(v) is int for v in python_state[1])):
+            and python_state[0] == random.Random.VERSION and isinstance(python_state[1], (tuple, list))
+            and len(python_state[1]) == 625 and all(type(v) is int for v in python_state[1])):
         return "its python RNG state is not random.getstate()'s"
     return ""
 
@@ -426,7 +426,7 @@ def check_tag(link: Path) -> None:
         CheckpointError: one line naming it.
     """
     kind = userfiles.file_kind(link)
-    if kind not in ("a folder", "missing") and not (kind == "a broken link" and link.is_symlink()):
+    if kind not in ("a folder", "missing", "a broken link"):  # a dangling tag: see checkpoint_folder
         raise CheckpointError(f"{link} is {'a regular file' if kind == 'file' else kind}, not a checkpoint "
                               f"(a link to a checkpoint folder); move it out of the run folder")
 

@@ -302,7 +302,8 @@ def check_types(args: dict[str, Any], annotations: dict[str, tuple[type, bool]],
             continue
         kind, optional = annotations[key]
         allowed, words = _SCALARS[kind]
-        if (value is None and optional) or (isinstance(value, allowed) and (kind is bool or not isinstance(value, bool))):
+        is_bool = isinstance(value, bool)
+        if (value is None and optional) or (isinstance(value, allowed) and (kind is bool or not is_bool)):
             continue
         where = f" in {conf} (or a file it includes)" if conf else ""
         raise ConfigError(f"configuration key {key!r}{where} must be {words}, got {str(value)[:60]!r}")

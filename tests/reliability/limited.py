@@ -1,5 +1,5 @@
 """Run an entry point with its address space limited: ``python tests/reliability/limited.py MiB -m
-dac_diveq info X`` (or ``MiB scripts/report.py ...``, or ``MiB -c CODE``); ``MiB --fsize BYTES ...``
+dac_diveq info X`` (or ``MiB scripts/report.py ...``); ``MiB --fsize BYTES ...``
 also limits the size of every file it writes.
 
 The heavy libraries are imported first; then ``RLIMIT_AS`` is set to what the process has mapped
@@ -25,6 +25,7 @@ def mapped_bytes() -> int:
 
 
 def main() -> None:
+    """Parse ``MiB [--fsize BYTES] (-m MODULE | SCRIPT) ARGS...``, import, limit, run."""
     headroom = int(sys.argv[1]) * 2 ** 20
     fsize, arguments = None, sys.argv[2:]
     if arguments[0] == "--fsize":
@@ -45,9 +46,6 @@ def main() -> None:
     if target == "-m":
         sys.argv = [rest[0], *rest[1:]]
         runpy.run_module(rest[0], run_name="__main__", alter_sys=True)
-    elif target == "-c":
-        sys.argv = ["-c", *rest[1:]]
-        exec(compile(rest[0], "<limited>", "exec"), {"__name__": "__main__"})
     else:
         sys.argv = [target, *rest]
         runpy.run_path(target, run_name="__main__")

@@ -145,7 +145,8 @@ def test_rate_axis_is_bits_per_pixel(tmp_path, monkeypatch):
 
     seen = []
     save = plots.save_figure
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path: seen.append(fig.axes[0].get_xlabel()) or save(fig, path))
+    monkeypatch.setattr(plots, "save_figure",
+                        lambda fig, path: seen.append(fig.axes[0].get_xlabel()) or save(fig, path))
     groups = group_runs(load_run(d) for d in write_image_runs(tmp_path / "runs"))
     plots.metric_vs_bitrate(groups, "psnr", tmp_path / "psnr.png")
     plots.codebook_stages(groups, "usage", "usage", "usage", tmp_path / "usage.png")  # one stage
