@@ -556,8 +556,8 @@ def check_arguments(cls: type, kwargs: dict[str, Any], state: dict[str, Any], st
 
     Constructor arguments come from the file's metadata: a 1.3 kB file may say ``codebook_size =
     2**27`` (a 4 GB codebook). The model is first built on the meta device (no memory), within a
-    budget of registered tensors proportional to the file's, and every tensor it has is compared
-    with the file's before the real one is built.
+    budget of registered tensors (4 x the file's + 1024: ``n_codebooks = 10**6`` stops there), and
+    every tensor it has is compared with the file's before the real one is built.
 
     Args:
         cls: the model class.
@@ -570,19 +570,23 @@ def check_arguments(cls: type, kwargs: dict[str, Any], state: dict[str, Any], st
         ArgumentsMismatch: the arguments do not fit the file's tensors (one line).
         Exception: whatever the constructor raises for arguments it rejects.
     """
-    with _RegistrationBudget(2 * len(state) + 64), torch.device("meta"):
-        shapes = {key: tuple(value.shape) for key, value in cls(**kwargs).state_dict().items()
-                  if torch.is_tensor(value)}
+    with _RegistrationBudget(4 * len(state) + 1024), torch.device("meta"):
+        meta = cls(**kwargs)
+    if strict:  # the same words as for a real model's mismatch (state_mismatch)
+        reason = state_mismatch(meta, state)
+        if reason:
+            raise ArgumentsMismatch(reason)
+        return
     unloaded = 0
-    for key, shape in shapes.items():
-        value = state.get(key)
-        if value is None:
-            if strict:
-                raise ArgumentsMismatch(f"the file has no {key} although its constructor arguments build one")
-            unloaded += math.prod(shape)
-        elif not torch.is_tensor(value) or tuple(value.shape) != shape:
-            found = tuple(value.shape) if torch.is_tensor(value) else type(value).__name__
-            raise ArgumentsMismatch(f"its constructor arguments give {key} the shape {shape}, the file {found}")
+    for key, value in meta.state_dict().items():
+        if not torch.is_tensor(value):
+            continue
+        found = state.get(key)
+        if found is None:
+            unloaded += value.numel()
+        elif not torch.is_tensor(found) or found.shape != value.shape:
+            shape = tuple(found.shape) if torch.is_tensor(found) else type(found).__name__
+            raise ArgumentsMismatch(f"{key} has shape {shape}, the model {tuple(value.shape)}")
     if unloaded > MAX_UNLOADED_ELEMENTS:
         raise ArgumentsMismatch(f"its constructor arguments build {unloaded} elements the file does not hold")
 
