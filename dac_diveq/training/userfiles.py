@@ -1,5 +1,4 @@
-"""A user's paths: the one file-kind check every reader of a path a user gave goes through, and the
-one form of an error line that names such a path.
+"""A user's paths: the one file-kind check every reader of a path a user gave goes through.
 
 Opening a named pipe blocks until something writes to it (forever, for a stray FIFO in a data
 folder or one passed as ``--resume``'s ``trainer.pth``), and a device or socket is no file to
@@ -10,14 +9,13 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
-from ..errors import UserError, error_line
+from ..errors import UserError
 
 
 class PathKindError(UserError, ValueError):
-    """A path that is not the kind of thing it should be (a FIFO for a file, a file for a folder).
+    """A path that is not the kind of thing it should be (a FIFO or a folder where a file belongs).
 
     Attributes:
         path: the path.
@@ -68,24 +66,3 @@ def check_file(path: str | os.PathLike) -> Path:
     if kind != "file":
         raise PathKindError(path, f"not a regular file ({kind})")
     return Path(path)
-
-
-def check_folder(path: str | os.PathLike) -> Path:
-    """``path``, checked to be a folder (or a link to one).
-
-    Raises:
-        MissingPathError: nothing there.
-        PathKindError: a file or anything else (one line).
-    """
-    kind = file_kind(path)
-    if kind == "missing":
-        raise MissingPathError(f"{path}: no such file or directory")
-    if kind != "a folder":
-        raise PathKindError(path, f"is {'a file' if kind == 'file' else kind}, not a folder")
-    return Path(path)
-
-
-def print_error(message: object) -> None:
-    """Print ``error: <message>`` as one line on stderr (where no :class:`~dac_diveq.errors.UserError`
-    is raised: a file of a folder run that goes on)."""
-    print(error_line(message), file=sys.stderr)
