@@ -17,7 +17,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from dac_diveq import errors
@@ -59,7 +58,11 @@ def main(argv=None) -> int:
     rows = []
     print("file\tSTOI unquantized\tSTOI quantized\tPESQ-WB unquantized\tPESQ-WB quantized")
     for path in files:
-        audio, sr = sf.read(path, dtype="float32", always_2d=True)
+        try:  # the checked reader: no FIFO, header bounds before any sample is read
+            audio, sr = codec_io.read_audio(path)
+        except codec_io.InputError as exc:
+            return errors.report(codec_io.InputError(f"{path}: {exc}"), debug)
+        audio = audio.T  # samples x channels, as below
         if sr != model.sample_rate:
             print(f"error: {path.name} is {sr} Hz, the model {model.sample_rate} Hz", file=sys.stderr)
             return 2

@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
+from dac_diveq import errors
+from dac_diveq.codec import codec_io
 from dac_diveq.metrics import speech
 
 
@@ -16,6 +17,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(allow_abbrev=False, description=__doc__.splitlines()[0])
     parser.add_argument("reference", type=Path, help="folder of reference wav files")
     parser.add_argument("decoded", type=Path, help="folder of decoded wav files (same relative names)")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = parser.parse_args(argv)
     refs = sorted(args.reference.rglob("*.wav"))
     if not refs:
@@ -27,8 +30,14 @@ def main(argv=None) -> int:
         if not dec_path.exists():
             print(f"error: {dec_path}: missing decoded file", file=sys.stderr)
             return 2
-        ref, sr = sf.read(ref_path, dtype="float32")
-        dec, sr_dec = sf.read(dec_path, dtype="float32")
+        read = []
+        for path in (ref_path, dec_path):
+            try:  # the checked reader: no FIFO, header bounds before any sample is read
+                read.append(codec_io.read_audio(path))
+            except codec_io.InputError as exc:
+                return errors.report(codec_io.InputError(f"{path}: {exc}"), debug)
+        (ref, sr), (dec, sr_dec) = read
+        ref, dec = ref[0], dec[0]  # the first channel: the metrics score mono
         if sr != sr_dec:
             print(f"error: {dec_path}: sample rate {sr_dec} differs from the reference's {sr}", file=sys.stderr)
             return 2

@@ -132,3 +132,19 @@ def test_a_newline_in_a_file_name_keeps_the_error_one_line(tmp_path):
     missing = tmp_path / "no\nsuch.yml"
     result = run_python(["scripts/train.py", "--args.load", missing, "--save_path", tmp_path / "run"], timeout=TIMEOUT)
     assert_one_line_error(result, "no\\nsuch.yml")
+
+
+def test_score_decoded_refuses_a_fifo_among_the_decoded_files(tmp_path):
+    """The scoring helper of ``make quickstart`` reads through the same checked reader as encode."""
+    import numpy as np
+    import soundfile
+
+    reference, decoded = tmp_path / "ref", tmp_path / "dec"
+    reference.mkdir()
+    tone = 0.1 * np.sin(np.linspace(0, 2000, 16000)).astype("float32")
+    soundfile.write(reference / "a.wav", tone, 16000)
+    pipe = fifo(decoded / "a.wav")
+    result = run_python(["scripts/score_decoded.py", reference, decoded], timeout=TIMEOUT)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {pipe}: ") and "named pipe" in lines[0], lines
