@@ -30,7 +30,10 @@ def check_folders(folders: Optional[dict], role: str = "train") -> None:
 
     for name, sources in (folders or {}).items():
         for source in [sources] if isinstance(sources, (str, Path)) else list(sources):
-            if not Path(source).is_dir():
+            kind = file_kind(source)
+            if kind not in ("a folder", "missing"):  # a file, a FIFO, ...: named as what it is
+                raise DataError(f"data folder {source!r} ({role} {name}) is not a folder ({'a regular file' if kind == 'file' else kind})")
+            if kind == "missing":
                 hint = missing_data_hint(source)
                 raise DataError(f"data folder {source!r} ({role} {name}) does not exist"
                                 + (f": {hint}" if hint else ""))

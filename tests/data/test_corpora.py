@@ -249,3 +249,13 @@ def test_official_archives_in_the_source_folder_are_verified_and_extracted(tmp_p
     with pytest.raises(CorpusError, match="checksum mismatch for .*daps.tar.gz"):
         prepare_corpus("daps", source=source, output=tmp_path / "out2", progress=False, log=lambda line: None)
     assert (source / "daps.tar.gz").read_bytes() == data  # the user's archive is left alone
+
+
+def test_a_data_folder_that_is_a_fifo_or_a_file_is_named_as_such(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "notes.txt").write_text("x")
+    for name, kind in (("pipe", "a named pipe"), ("notes.txt", "a regular file")):
+        with pytest.raises(loaders.DataError, match=rf"is not a folder \({kind}\)$"):
+            loaders.check_folders({"speech": [str(tmp_path / name)]}, "train")
