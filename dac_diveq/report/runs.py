@@ -131,7 +131,9 @@ def read_text(path: Path) -> str:
 #: Types of the ``summary.json`` fields a report reads (each may be absent).
 SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
     "domain": (str,), "method": (str,), "seed": (int, type(None)), "step": (int, type(None)), "files": (list,),
-    "failed": (list,), "by_bitrate": (dict,), "by_setting": (dict,), "codebook": (dict,), "training": (list,),
+    "failed": (list,), "by_bitrate": (dict,), "by_setting": (dict,),
+    # A reference codec (Opus) has no codebook and no training: null.
+    "codebook": (dict, type(None)), "training": (list, type(None)),
     "training_config": (dict, type(None)), "weights": (str, type(None)), "residual_mode": (str, type(None)),
     "lookup": (str, type(None)),
 }

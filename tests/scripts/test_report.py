@@ -215,3 +215,13 @@ def test_an_option_only_a_later_trainer_records_is_named_not_refused(runs, tmp_p
     assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
     text = (out / "README.md").read_text()
     assert "`CompressedSpectralLoss.alpha` only in some" in text and "The runs of ste" in text
+
+
+def test_a_reference_codecs_summary_as_evaluate_writes_it_is_read(runs, tmp_path):
+    """evaluate.py writes Opus's summary with ``codebook`` and ``training`` null (no codebook, no
+    training run): the report reads it, as it reads a run's."""
+    opus = runs[-1]
+    summary = json.loads((opus / "summary.json").read_text())
+    summary.update(codebook=None, training=None, step=None, training_config=None)
+    (opus / "summary.json").write_text(json.dumps(summary))
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(tmp_path / "r")]) == 0
