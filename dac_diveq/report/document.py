@@ -151,12 +151,28 @@ def _run_names(group: Group, run: Run, domain: Domain) -> tuple[str, str]:
     return label, f"{label} (seed {run.seed})"
 
 
-def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
+def load_runs(options: ReportOptions) -> list[Run]:
+    """The runs ``options`` names, read and checked (form, one domain, what may be pooled).
+
+    Raises:
+        ValueError: no run found, a malformed run file, or runs that cannot be reported together.
+    """
+    dirs = find_run_dirs(options.runs, options.runs_glob)
+    if not dirs:
+        raise ConfigError("no eval folder (with summary.json) found among --runs / --runs-glob")
+    runs = [load_run(d) for d in dirs]
+    common_domain(runs)
+    group_runs(runs)
+    return runs
+
+
+def build_report(options: ReportOptions, command: str, runs: Optional[list[Run]] = None) -> tuple[str, str]:
     """Load the runs, write the figures into ``options.output`` and return the README text.
 
     Args:
         options: what to report and how.
         command: the command line that generated the report (quoted in it).
+        runs: the runs, when :func:`load_runs` has read them already.
 
     Returns:
         (the Markdown text, a headline: the table at the top setting (most quantizers, or most
@@ -165,10 +181,7 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
     Raises:
         ValueError: no run found, or runs of different domains (speech and image).
     """
-    dirs = find_run_dirs(options.runs, options.runs_glob)
-    if not dirs:
-        raise ConfigError("no eval folder (with summary.json) found among --runs / --runs-glob")
-    runs = [load_run(d) for d in dirs]
+    runs = load_runs(options) if runs is None else runs
     domain = common_domain(runs)
     groups = group_runs(runs)
     codec = [g for g in groups if not g.is_reference]
@@ -183,7 +196,7 @@ def build_report(options: ReportOptions, command: str) -> tuple[str, str]:
     title = options.title or domain.title
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# {title}\n",
-             f"Generated {now} from {len(dirs)} runs; methods: {', '.join(labels_present)}.\n",
+             f"Generated {now} from {len(runs)} runs; methods: {', '.join(labels_present)}.\n",
              "## How to read this report\n",
              "- Each cell is *mean ± half-width of the 95% t-interval* over all files × seeds pooled "
              "(n = seeds × files, shown per row; a cell with fewer valid values states its own n). "
@@ -297,11 +310,12 @@ def write_report(options: ReportOptions, command: str) -> tuple[Path, str]:
                 userfiles.check_file(path)
             except (FileNotFoundError, userfiles.PathKindError) as exc:
                 raise ConfigError(f"{flag} {exc}") from None
+    runs = load_runs(options)  # before anything is removed: a bad run file leaves the old report whole
     if out.is_dir():  # the report's own files only: a user's other files (PNGs too) stay
         for name in sorted(report_files()):
             if (out / name).is_file() or (out / name).is_symlink():
                 (out / name).unlink()
-    text, headline = build_report(options, command)
+    text, headline = build_report(options, command, runs)
     for name, content in (("README.md", text), ("headline.md", headline + "\n")):
         with atomic_path(out / name) as tmp:  # a full disk leaves no truncated README
             tmp.write_text(content)

@@ -225,3 +225,14 @@ def test_a_reference_codecs_summary_as_evaluate_writes_it_is_read(runs, tmp_path
     summary.update(codebook=None, training=None, step=None, training_config=None)
     (opus / "summary.json").write_text(json.dumps(summary))
     assert load_script().main(["--runs", *map(str, runs), "--output", str(tmp_path / "r")]) == 0
+
+
+def test_a_forced_report_over_a_malformed_run_leaves_the_old_report_whole(runs, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(out)]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    (runs[0] / "summary.json").write_text(json.dumps({"method": "ste", "codebook": 3}))
+    capsys.readouterr()
+    assert load_script().main(["--runs", *map(str, runs), "--output", str(out), "--force"]) == 2
+    assert "malformed (codebook" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
