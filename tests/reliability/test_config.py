@@ -123,7 +123,11 @@ def test_a_model_without_codebooks_is_refused_when_built():
 @pytest.mark.parametrize("case", ["typo", "missing_include", "no_codebooks", "save_path_is_a_file"])
 def test_train_script_errors_are_one_line_and_build_nothing(tmp_path, case):
     conf = tmp_path / "conf.yml"
-    text = "$include:\n  - conf/quickstart/diveq.yml\nprepare_embedded_data.root: ''\n"
+    # Data folders that exist (train.py checks them before the model): the case's own error is the one shown.
+    (tmp_path / "audio").mkdir()
+    text = ("$include:\n  - conf/quickstart/diveq.yml\nprepare_embedded_data.root: ''\n"
+            f"train/build_dataset.folders:\n  speech: [{tmp_path / 'audio'}]\n"
+            f"val/build_dataset.folders:\n  speech: [{tmp_path / 'audio'}]\n")
     args, save_path = [], tmp_path / "run"
     if case == "typo":
         text += "DiVeQDAC.noise_vr: 0.01\n"
