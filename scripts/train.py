@@ -93,7 +93,7 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
           val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
           amp: str = "none", resume: str = "false", load_weights: str = "", lambdas: dict = None,
           grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False, save_every: float = 600.0,
-          stop_at: int = 0, gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
+          stop_at: int = 0, adversarial_from: int = 0, gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
     """Build everything from the configuration and run the loop.
 
     Args:
@@ -118,13 +118,14 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
             parameters; faster steps after a one-off compilation at the first step).
         lambdas: loss weights; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 enable the discriminator.
         grad_clip, grad_clip_d: max gradient norms of the generator / discriminator (0: no clipping).
+        adversarial_from: the step the discriminator and the adversarial terms start at (0: the first).
     """
     config = TrainConfig(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
                          sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
                          val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
                          seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
                          grad_clip=grad_clip, grad_clip_d=grad_clip_d, save_every=save_every,
-                         stop_at=stop_at)
+                         stop_at=stop_at, adversarial_from=adversarial_from)
     rank, world, device = distributed_context()
     if gpu_recipe and device.type == "cpu" and not allow_cpu:
         raise ConfigError(

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
+from ..data import bounds
 from ..errors import UserError
 from ..training import checkpoint, safe_arrays
 from ..training.checkpoint import atomic_path
@@ -42,19 +43,9 @@ MODEL_KEY = "dac_diveq"
 MODEL_FIELDS = ("sample_rate", "hop_length", "n_codebooks", "codebook_size")
 
 
-#: Sample rates (Hz) accepted from an audio file's header or a ``.dac`` file's metadata.
-MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 384000
-#: Most samples (channels x length) of one file's audio, at its own rate and at the model's:
-#: 2^28, 1 GiB as float32 (1.5 h of 48 kHz stereo, 4.6 h of 16 kHz mono). Checked from the header
-#: or metadata, before anything is read or decoded.
-MAX_SAMPLES = 2 ** 28
 #: Most codes (code streams x codebooks x frames) one ``.dac`` file may hold: 2^24, 128 MiB as the
 #: int64 tensor decoding uses (3 h of 44.1 kHz stereo with 9 codebooks).
 MAX_CODES = 2 ** 24
-#: Most filter taps resampling between a file's rate and the model's may take (julius, which
-#: audiotools resamples with, builds ``new/g x (old/g + 2 width)`` taps for rates of gcd ``g``):
-#: 2^25, 128 MiB (44.1 kHz to 16 kHz takes 92,960; 383,999 Hz to 16 kHz would take 6 x 10^9).
-MAX_RESAMPLE_TAPS = 2 ** 25
 
 
 class InputError(UserError):
@@ -129,43 +120,23 @@ def read_audio(path: Path) -> tuple[np.ndarray, int]:
 
 
 def check_sample_rate(sample_rate: int) -> None:
-    """Refuse a sample rate outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] Hz."""
-    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-        raise InputError(f"sample rate {sample_rate} Hz is outside {MIN_SAMPLE_RATE}..{MAX_SAMPLE_RATE} Hz")
+    """Refuse a sample rate outside ``bounds.MIN_SAMPLE_RATE..MAX_SAMPLE_RATE`` Hz."""
+    _refuse(bounds.sample_rate_problem(sample_rate))
 
 
 def check_length(length: int, channels: int, sample_rate: int, model_rate: Optional[int] = None) -> None:
-    """Refuse audio of more than :data:`MAX_SAMPLES` samples at its rate or, given, the model's.
-
-    Args:
-        length: samples per channel at ``sample_rate``.
-        channels: channels.
-        sample_rate: the file's rate (Hz).
-        model_rate: the rate it is resampled to (Hz), if any.
-    """
-    samples = length * channels * max(1.0, (model_rate or sample_rate) / sample_rate)
-    if samples > MAX_SAMPLES:
-        raise InputError(f"{length} samples x {channels} channel(s) at {sample_rate} Hz"
-                         f"{f' (resampled to {model_rate} Hz)' if model_rate else ''} exceed the "
-                         f"{MAX_SAMPLES} samples one file may hold; split it")
-
-
-def resampling_taps(old: int, new: int) -> int:
-    """Filter taps julius' ``resample_frac(old, new)`` builds (0 when the rates are equal)."""
-    gcd = math.gcd(old, new)
-    old, new = old // gcd, new // gcd
-    if old == new:
-        return 0
-    width = math.ceil(24 * old / (min(old, new) * 0.945))  # julius' zeros=24, rolloff=0.945
-    return new * (2 * width + old)
+    """Refuse audio of more than ``bounds.MAX_SAMPLES`` samples at its rate or, given, the model's."""
+    _refuse(bounds.length_problem(length, channels, sample_rate, model_rate))
 
 
 def check_resampling(sample_rate: int, model_rate: int) -> None:
-    """Refuse rates whose resampling filters would exceed :data:`MAX_RESAMPLE_TAPS`."""
-    for old, new in ((sample_rate, model_rate), (model_rate, sample_rate)):
-        if resampling_taps(old, new) > MAX_RESAMPLE_TAPS:
-            raise InputError(f"resampling {old} Hz to {new} Hz would take {resampling_taps(old, new):,} "
-                             f"filter taps (at most {MAX_RESAMPLE_TAPS:,}): resample it to a common rate first")
+    """Refuse rates whose resampling filters would exceed ``bounds.MAX_RESAMPLE_TAPS`` taps."""
+    _refuse(bounds.resampling_problem(sample_rate, model_rate))
+
+
+def _refuse(problem: Optional[str]) -> None:
+    if problem is not None:
+        raise InputError(problem)
 
 
 def check_channels(audio: np.ndarray) -> None:

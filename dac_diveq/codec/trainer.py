@@ -13,7 +13,7 @@ from dac.model.discriminator import Discriminator
 
 from ..metrics import codebook, speech
 from ..training.distributed import unwrap
-from ..training.loop import LoopConfig, TrainLoop, clip_gradients, fixed_batches, parameter_count
+from ..training.loop import LoopConfig, TrainLoop, check_number, clip_gradients, fixed_batches, parameter_count
 from .model import GENERATOR, DiVeQDAC
 
 DISCRIMINATOR = "discriminator"
@@ -31,6 +31,9 @@ class TrainConfig(LoopConfig):
         grad_clip_d: max gradient norm of the discriminator (DAC's 10; 0: no clipping).
         lambdas: weights of the loss terms; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 need the
             discriminator.
+        adversarial_from: the step the discriminator starts at (0: from the first step): before it
+            neither the discriminator trains nor the generator sees the adversarial terms, so a
+            cheap discriminator can join after the quantizer's warm-up.
     """
 
     save_path: str = "runs/diveq"
@@ -40,6 +43,11 @@ class TrainConfig(LoopConfig):
     grad_clip_d: float = 10.0
     lambdas: dict = field(default_factory=lambda: {"mel/loss": 15.0, "vq/commitment_loss": 0.25,
                                                    "vq/codebook_loss": 1.0})
+    adversarial_from: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_number("adversarial_from", self.adversarial_from, int, 0)
 
     @property
     def adversarial(self) -> bool:
@@ -120,8 +128,9 @@ class Trainer(TrainLoop):
         lines = {"generator": f"{parameter_count(model)}; {model.method} quantizer, {model.n_codebooks} x "
                               f"{model.codebook_size} codebooks = {model.bitrate() / 1000:g} kbps at {model.sample_rate} Hz"
                               f", quantizer dropout {dropout:g}",
-                 "discriminator": (parameter_count(unwrap(p.discriminator)) if p.discriminator is not None
-                                   else "none (no adversarial loss weights)")}
+                 "discriminator": (parameter_count(unwrap(p.discriminator))
+                                   + (f", from step {self.config.adversarial_from}" if self.config.adversarial_from else "")
+                                   if p.discriminator is not None else "none (no adversarial loss weights)")}
         datasets = getattr(p.train_data, "datasets", [p.train_data])
         # audiotools keeps a dataset's loaders in a dict (or list) of AudioLoader.
         loaders = [loader for d in datasets for loader in _values(getattr(d, "loaders", None))]
@@ -158,7 +167,8 @@ class Trainer(TrainLoop):
         with self.autocast():
             out, recons, signal = self._reconstruct(p.generator, signal)
 
-        if p.discriminator is not None:
+        adversarial = p.discriminator is not None and self.step >= cfg.adversarial_from
+        if adversarial:
             p.discriminator.train()
             with self.autocast():
                 terms["adv/disc_loss"] = p.gan_loss.discriminator_loss(recons, signal)
@@ -173,7 +183,7 @@ class Trainer(TrainLoop):
         terms["waveform/loss"] = p.waveform_loss(recons, signal)
         if p.spectral_loss is not None and cfg.lambdas.get("spectral/loss", 0):
             terms["spectral/loss"] = p.spectral_loss(recons, signal)
-        if p.discriminator is not None:
+        if adversarial:
             with self.autocast():
                 terms["adv/gen_loss"], terms["adv/feat_loss"] = p.gan_loss.generator_loss(recons, signal)
         terms.update({key: out[key] for key in VQ_LOSSES if key in out})

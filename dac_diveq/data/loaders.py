@@ -8,6 +8,7 @@ from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 
 # A data folder that is missing, holds no audio, or is a held-out test set (a user error).
 from ..errors import DataError  # noqa: F401
+from . import bounds
 from .compat import patch_audiotools
 from ..training.userfiles import file_kind
 
@@ -69,26 +70,41 @@ def is_transform(obj) -> bool:
     return hasattr(obj, "transform") and obj.__qualname__ not in ("BaseTransform", "Compose", "Choose")
 
 
-def check_listed_files(audio_lists: list, name: str) -> None:
-    """Refuse a data folder that lists an audio name which is not a regular file.
+def check_listed_files(audio_lists: list, name: str, sample_rate: int) -> None:
+    """Refuse a data folder that lists an audio name which is not a regular readable audio file, or
+    whose header claims what no file may (``bounds.header_problem`` at the codec's rate).
 
-    A named pipe called ``x.wav`` would block the data loader forever once sampled (a training
-    run's data is what its folders hold: it is refused, not skipped, so that no run trains on
-    less than its folders say).
+    A named pipe called ``x.wav`` would block the data loader forever once sampled, a corrupt file
+    would stop training with a traceback the first time it is drawn, and a header of 10^9 Hz would
+    make an excerpt of gigabytes. A training run's data is what its folders hold: such a file is
+    refused at start-up, not skipped, so that no run trains on less than its folders say.
 
     Args:
         audio_lists: audiotools' ``AudioLoader.audio_lists`` (per source, dicts with a ``path``).
         name: the ``folders`` entry, for the message.
+        sample_rate: the codec's rate, which every excerpt is resampled to.
 
     Raises:
-        DataError: one line naming the first such file and what it is.
+        DataError: one line naming the first such file and what is wrong with it.
     """
+    import soundfile
+
     for rows in audio_lists:
         for row in rows:
-            kind = file_kind(row["path"])
+            path = row["path"]
+            kind = file_kind(path)
             if kind != "file":
-                raise DataError(f"{row['path']} ({name}) is not a regular file ({kind}); remove it from the "
-                                "data folder")
+                raise DataError(f"{path} ({name}) is not a regular file ({kind}); remove it from the data folder")
+            try:
+                header = soundfile.info(str(path))
+            except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                raise DataError(f"{path} ({name}) cannot be read as audio ({reason}); remove it from the "
+                                "data folder") from None
+            problem = bounds.header_problem(int(header.samplerate), int(header.frames), int(header.channels),
+                                            sample_rate)
+            if problem:
+                raise DataError(f"{path} ({name}): {problem}; remove it from the data folder")
 
 
 def build_dataset(folders: dict, sample_rate: int, transform: Optional[transforms.Compose] = None,
@@ -116,7 +132,7 @@ def build_dataset(folders: dict, sample_rate: int, transform: Optional[transform
         loader = make_loader(sources=[str(s) for s in sources])
         if not loader.audio_indices:
             raise DataError(f"no audio files in {', '.join(map(str, sources))} ({name})")
-        check_listed_files(loader.audio_lists, name)
+        check_listed_files(loader.audio_lists, name, sample_rate)
         datasets.append(make_dataset(loader, sample_rate, transform=transform))
     dataset = ConcatDataset(datasets)
     dataset.transform = transform

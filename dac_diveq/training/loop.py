@@ -151,12 +151,12 @@ class LoopConfig:
         # What the loop divides by or counts with: a 0 or a string would fail steps into training.
         for name, minimum in (("num_iters", 0), ("batch_size", 1), ("valid_freq", 0), ("sample_freq", 0),
                               ("log_freq", 1), ("num_workers", 0), ("seed", None)):
-            _check_number(name, getattr(self, name), int, minimum)
+            check_number(name, getattr(self, name), int, minimum)
         for name in ("grad_clip", "save_every"):
-            _check_number(name, getattr(self, name), float, 0)
+            check_number(name, getattr(self, name), float, 0)
 
 
-def _check_number(name: str, value: Any, kind: type, minimum: Optional[float]) -> None:
+def check_number(name: str, value: Any, kind: type, minimum: Optional[float]) -> None:
     """Refuse a setting that is not a ``kind`` (an ``int`` also serves as a ``float``; a ``bool``
     as neither) at least ``minimum``.
 

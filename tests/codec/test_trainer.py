@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from dac_diveq.codec.model import DiVeQDAC
 from dac_diveq.codec.trainer import Components, TrainConfig, Trainer
 from dac_diveq.data import loaders
+from dac_diveq.errors import ConfigError
 from dac_diveq.quantize import METHODS
 from dac_diveq.training import checkpoint
 from tests.conftest import FAST_MAINTENANCE, TINY_DAC
@@ -36,7 +37,8 @@ def audio_folders(tmp_path_factory):
     return {"train": {"speech": [str(root / "train")]}, "val": {"speech": [str(root / "val")]}}
 
 
-def _trainer(folders, save_path, method="diveq", num_iters=4, adversarial=False, seed=0, amp="none", **options):
+def _trainer(folders, save_path, method="diveq", num_iters=4, adversarial=False, seed=0, amp="none",
+             adversarial_from=0, **options):
     torch.manual_seed(seed)
     model = DiVeQDAC(**{**TINY_DAC, **FAST_MAINTENANCE, **options}, method=method)
     lambdas = {"mel/loss": 15.0, "vq/commitment_loss": 0.25, "vq/codebook_loss": 1.0, "vq/kl_loss": 1.0}
@@ -59,7 +61,8 @@ def _trainer(folders, save_path, method="diveq", num_iters=4, adversarial=False,
     parts = Components(model, opt_g, sched_g, disc, opt_d, sched_d, train, val, mel, stft,
                        dac_losses.L1Loss(), gan)
     config = TrainConfig(save_path=str(save_path), num_iters=num_iters, batch_size=2, valid_freq=2, log_freq=1,
-                         val_batch_size=2, lambdas=lambdas, sample_freq=2, amp=amp)
+                         val_batch_size=2, lambdas=lambdas, sample_freq=2, amp=amp,
+                         adversarial_from=adversarial_from)
     return Trainer(config, parts, torch.device("cpu"))
 
 
@@ -119,6 +122,26 @@ def test_adversarial_training_step_updates_the_discriminator(audio_folders, tmp_
     after = list(trainer.parts.discriminator.parameters())
     assert any(not torch.equal(a, b) for a, b in zip(before, after))
     assert (tmp_path / "latest" / "discriminator" / "weights.pth").exists()
+
+
+def test_the_discriminator_joins_at_adversarial_from(audio_folders, tmp_path):
+    trainer = _trainer(audio_folders, tmp_path, adversarial=True, num_iters=3, adversarial_from=2)
+    before = [p.detach().clone() for p in trainer.parts.discriminator.parameters()]
+    batch = trainer.prepare_batch(trainer.collate()([trainer.train_data[i] for i in range(2)]))
+    terms = trainer.train_step(batch)  # step 0: reconstruction only
+    assert "adv/gen_loss" not in terms and "adv/disc_loss" not in terms
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.parts.discriminator.parameters()))
+    assert trainer.parts.scheduler_d.last_epoch == 0  # its schedule starts when it does
+    trainer.step = 2
+    terms = trainer.train_step(batch)
+    assert {"adv/gen_loss", "adv/feat_loss", "adv/disc_loss"} <= terms.keys()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.parts.discriminator.parameters()))
+    assert "from step 2" in trainer.describe()["discriminator"]
+
+
+def test_adversarial_from_must_be_a_step():
+    with pytest.raises(ConfigError, match="adversarial_from"):
+        TrainConfig(adversarial_from=-1)
 
 
 def _state(trainer):
