@@ -16,11 +16,13 @@ import argparse
 import math
 import sys
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+from .. import errors
 from ..errors import UserError, printable
 from .codec_io import (
     AUDIO_EXTENSIONS,
@@ -226,11 +228,15 @@ def _run(root: Path, files: list[Path], output: str, suffix: str, verb: str, ver
                 skipped += 1
                 continue
             done.append(process(src, dst))
-        except InputError as exc:
+        except UserError as exc:
             _error(f"{src}: {exc}")
             failed += 1
-        except Exception as exc:  # noqa: BLE001  (one bad file must not stop a folder run)
-            _error(f"{src}: {one_line(exc)}")
+        except OSError as exc:  # a full disk, a folder that cannot be written: the user's to fix
+            _error(f"{src}: cannot write {dst}: {exc.strerror or one_line(exc)}")
+            failed += 1
+        except Exception:  # noqa: BLE001  a bug: its traceback, and the folder's other files go on
+            traceback.print_exc(file=sys.stderr)
+            _error(f"{src}: failed (the traceback above is a bug; please report it)")
             failed += 1
     print(summary_line(verb, done, time.perf_counter() - tic, skipped, failed), file=sys.stderr)
     return EXIT_FAILED if failed else 0
@@ -533,6 +539,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit status (0 ok, 1 some file failed, 2 bad arguments)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = errors.pop_debug_flag(argv)
     args = vars(build_parser().parse_args(argv))
     command = {"encode": encode, "decode": decode, "info": info, "export": export}[args.pop("command")]
     with warnings.catch_warnings():
@@ -540,13 +548,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return command(**args)
         except UsageError as exc:
+            if debug:
+                traceback.print_exc(file=sys.stderr)
             _error(str(exc))
             return EXIT_USAGE if str(exc).startswith("--") else EXIT_FAILED
+        except UserError as exc:  # one line (--debug or DAC_DIVEQ_DEBUG=1: its traceback too)
+            return errors.report(exc, debug)
         except KeyboardInterrupt:
             _error("interrupted")
             return 130
-        except Exception as exc:  # noqa: BLE001  (a bug: one line, the traceback with --verbose)
-            if args.get("verbose"):
-                raise
-            _error(f"{one_line(exc)} (run with --verbose for the traceback)")
-            return EXIT_FAILED
+        # Any other exception is a bug and keeps its traceback.

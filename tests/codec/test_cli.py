@@ -304,6 +304,37 @@ def test_folder_with_a_bad_file_encodes_the_others_and_fails_at_the_end(tmp_path
         "one.dac", "sub/two.dac"]
 
 
+def test_a_bug_keeps_its_traceback_and_the_folders_other_files_go_on(tmp_path, weights, capsys, monkeypatch):
+    src = tmp_path / "in"
+    write(src / "one.wav", 0.8)
+    write(src / "two.wav", 0.8, seed=1)
+    real = DiVeQDAC.compress
+
+    def compress(self, *args, **kwargs):  # the first file meets a bug, the second does not
+        if not compress.done:
+            compress.done = True
+            raise ZeroDivisionError("a bug in the codec")
+        return real(self, *args, **kwargs)
+
+    compress.done = False
+    monkeypatch.setattr(DiVeQDAC, "compress", compress)
+    status, _, err = cli(capsys, "encode", src, "--output", tmp_path / "out", "--weights_path", weights, summary=True)
+    text = "\n".join(err)
+    assert status == 1 and "Traceback (most recent call last)" in text and "ZeroDivisionError: a bug in the codec" in text
+    assert "(the traceback above is a bug; please report it)" in text
+    assert err[-1].startswith("encoded 1 file, ") and err[-1].endswith("; 1 failed")
+    assert len(files_under(tmp_path / "out")) == 1
+
+
+def test_a_user_error_shows_its_traceback_with_debug_only(tmp_path, weights, capsys):
+    missing = tmp_path / "nowhere.pth"
+    plain = cli(capsys, "info", missing)
+    debug = cli(capsys, "info", missing, "--debug")
+    assert plain[0] == debug[0] != 0
+    assert len(plain[2]) == 1 and plain[2][0].startswith("error: ") and "Traceback" not in plain[2][0]
+    assert "Traceback (most recent call last)" in debug[2][0] and debug[2][-1] == plain[2][0]
+
+
 def test_summary_line_and_overwrite_policy(tmp_path, weights, capsys):
     """Every run ends with files, audio duration, real-time factor, bytes and the effective bitrate;
     existing outputs are kept (and counted) unless --overwrite."""
