@@ -20,10 +20,8 @@ from dac.nn.layers import WNConv1d
 from torch import nn
 
 from ..errors import ConfigError
-from ..quantize import estimators
-from ..quantize.core import Quantizer
-from ..quantize.residual import (check_n_quantizers, check_residual_mode, dropout_counts, joint_surrogate,
-                                 with_value_of)
+from ..quantize.core import Quantizer, QuantizerOutput
+from ..quantize.residual import check_residual_mode, residual_pass
 
 
 def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
@@ -56,22 +54,45 @@ class VectorQuantize(nn.Module):
 
     def forward(self, z: torch.Tensor):
         """DAC's tuple: ``(z_q, commitment_loss (B,), codebook_loss (B,), indices (B, T), z_e)``."""
-        z_e = self.in_proj(z)
-        out = self.codebook(z_e.transpose(1, 2))
-        self.metrics = out.metrics
-        self.aux_loss = out.aux_loss if self.codebook.spec.aux == "kl" else 0
-        z_q = self.out_proj(out.z_q.transpose(1, 2))
+        out = self.quantize(z)
         batch = z.shape[0]
-        return (z_q, _per_item(out.commitment_loss, batch), _per_item(out.codebook_loss, batch),
-                out.codes, z_e)
+        return (out.z_q, _per_item(out.commitment_loss, batch), _per_item(out.codebook_loss, batch),
+                out.codes, out.latents)
 
-    def assign(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Hard choice for joint mode: ``(out_proj(c), indices (B, T), z_e)``; the
-        gradient reaches the codebook and ``out_proj`` only."""
+    # The residual stack's stage interface (quantize.residual.Stage), in DAC's B x D x T layout.
+    def quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        """The estimator on ``in_proj(z)``, projected back: ``z_q`` B x D x T, codes and per-vector
+        losses B x T, ``latents`` = DAC's ``z_e``; the auxiliary loss is Gumbel's KL only (DAC weighs
+        the commitment and codebook terms itself)."""
         z_e = self.in_proj(z)
-        out = self.codebook.assign(z_e.transpose(1, 2))
-        self.metrics = out.metrics
-        return self.out_proj(out.z_q.transpose(1, 2)), out.codes, z_e
+        return self._projected(z_e, self.codebook(z_e.transpose(1, 2)))
+
+    def assign(self, z: torch.Tensor) -> QuantizerOutput:
+        """Hard choice for joint mode (no commitment or codebook terms); the gradient reaches the
+        codebook and ``out_proj`` only."""
+        z_e = self.in_proj(z)
+        out = self._projected(z_e, self.codebook.assign(z_e.transpose(1, 2)))
+        out.commitment_loss = out.codebook_loss = None
+        return out
+
+    def _projected(self, z_e: torch.Tensor, out: QuantizerOutput) -> QuantizerOutput:
+        """The core's output on ``z_e`` (B x d x T) in DAC's layout, back through ``out_proj``."""
+        aux = out.aux_loss if self.codebook.spec.aux == "kl" else out.aux_loss.new_zeros(())
+        self.metrics, self.aux_loss = out.metrics, aux
+        return QuantizerOutput(self.out_proj(out.z_q.transpose(1, 2)), out.codes, aux, out.metrics,
+                               out.commitment_loss, out.codebook_loss, z_e)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes B x T -> ``out_proj`` of their codewords, B x D x T."""
+        return self.out_proj(self.decode_code(codes))
+
+    @property
+    def quantizing(self) -> bool:
+        return self.codebook.quantizing
+
+    @property
+    def noise_var(self) -> float:
+        return self.codebook.noise_var
 
     def embed_code(self, embed_id: torch.Tensor) -> torch.Tensor:
         # The stage's codeword table: DAC's embedding weight, FSQ's grid or SimVQ's mapped basis.
@@ -136,54 +157,14 @@ class ResidualVectorQuantize(nn.Module):
         draw); in eval the first ``n_quantizers`` stages run. Per-stage metrics are left in
         ``self.metrics`` (``stage{i}/usage`` ...).
         """
-        check_n_quantizers(n_quantizers)
-        if n_quantizers is None:
-            n_quantizers = self.n_codebooks
-        if self.training:
-            n_quantizers = dropout_counts(z.shape[0], self.n_codebooks, self.quantizer_dropout, z.device)
-        joint = self.residual_mode == "joint"
-        hard_chain = self.training and self.residual_mode == "stagewise_hard"
-        z_q, residual = 0, z
-        commitment_loss, codebook_loss, kl_loss = 0, 0, 0
-        codes, latents, metrics = [], [], {}
-        for i, quantizer in enumerate(self.quantizers):
-            if not self.training and i >= n_quantizers:
-                break
-            if joint:
-                z_q_i, indices_i, z_e_i = quantizer.assign(residual)
-                commitment_i = codebook_i = z.new_zeros(z.shape[0])
-                residual = residual - z_q_i.detach()
-            else:
-                z_q_i, commitment_i, codebook_i, indices_i, z_e_i = quantizer(residual)
-                if hard_chain and quantizer.codebook.maintenance.quantizing:
-                    with torch.no_grad():  # its value only: with_value_of detaches it
-                        hard = quantizer.out_proj(quantizer.decode_code(indices_i))
-                    residual = residual - with_value_of(z_q_i, hard)
-                else:
-                    residual = residual - z_q_i
-            mask = torch.full((z.shape[0],), fill_value=i, device=z.device) < n_quantizers
-            z_q = z_q + z_q_i * mask[:, None, None]
-            commitment_loss += (commitment_i * mask).mean()
-            codebook_loss += (codebook_i * mask).mean()
-            kl_loss = kl_loss + quantizer.aux_loss
-            codes.append(indices_i)
-            latents.append(z_e_i)
-            metrics.update({f"stage{i}/{k}": v for k, v in quantizer.metrics.items()})
-        if joint:
-            # One reparameterisation of the summed stage outputs, per time step (B*T vectors).
-            zt, qt = z.transpose(1, 2), z_q.transpose(1, 2)
-            if self.training:
-                z_q = joint_surrogate(self.method, zt, qt, self.quantizers[0].codebook.noise_var)
-                # In joint mode the input projections only select codes; the zero term keeps
-                # them in the graph so DDP runs without find_unused_parameters.
-                z_q = z_q + 0.0 * sum(z_e.sum() for z_e in latents)
-            else:
-                z_q = estimators.straight_through(zt, qt)
-            z_q = z_q.transpose(1, 2)
-        self.metrics = metrics
+        out = residual_pass(list(self.quantizers), z, method=self.method, mode=self.residual_mode,
+                            training=self.training, n_quantizers=n_quantizers,
+                            dropout=self.quantizer_dropout, vector_dim=1)
+        self.metrics = out.metrics
         # Losses outside DAC's tuple (Gumbel's KL to uniform, already weighted by kl_weight).
-        self.extra_losses = {"vq/kl_loss": kl_loss} if self.quantizers[0].codebook.spec.aux == "kl" else {}
-        return z_q, torch.stack(codes, dim=1), torch.cat(latents, dim=1), commitment_loss, codebook_loss
+        self.extra_losses = {"vq/kl_loss": out.aux_loss} if self.quantizers[0].codebook.spec.aux == "kl" else {}
+        return (out.z_q, torch.stack(out.codes, dim=1), torch.cat(out.latents, dim=1), out.commitment_loss,
+                out.codebook_loss)
 
     def from_codes(self, codes: torch.Tensor):
         """Codes ``B x N x T`` -> ``(z_q B x D x T, codewords B x N*d x T, codes)``."""

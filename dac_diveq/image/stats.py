@@ -24,16 +24,14 @@ def accumulate(stats: CodebookAccumulator, quantizer, z_e: torch.Tensor, codes: 
     """
     vectors = z_e.permute(0, 2, 3, 1).reshape(-1, z_e.shape[1]).float()  # (N, D)
     codes = codes.reshape(vectors.shape[0], -1)  # (N, n)
-    codebooks = quantizer.codebooks()
-    if quantizer.structure == "product":
-        parts = vectors.split(vectors.shape[1] // len(codebooks), dim=1)
-    else:
-        parts = [vectors] * len(codebooks)
-    residual = vectors
-    for i, codebook in enumerate(codebooks):
-        chosen = codebook.detach().float()[codes[:, i]]
-        target = residual if quantizer.structure == "residual" else parts[i]
+    # Each stage's (group's) chosen codewords, decoded by the stages themselves.
+    chosen = [stage.decode(codes[:, i]).detach().float() for i, stage in enumerate(quantizer.stages)]
+    product = quantizer.structure == "product"
+    parts = vectors.split(vectors.shape[1] // len(chosen), dim=1) if product else None
+    residual = vectors  # residual (or single): stage i sees what the stages before it left
+    for i, codewords in enumerate(chosen):
+        target = parts[i] if product else residual
         # The accumulator's layout is (B, d, T): one "file" of N vectors.
-        stats.add(i, codes[:, i][None].cpu(), target.T[None].cpu(), chosen.T[None].cpu())
-        if quantizer.structure == "residual":
-            residual = residual - chosen
+        stats.add(i, codes[:, i][None].cpu(), target.T[None].cpu(), codewords.T[None].cpu())
+        if not product:
+            residual = residual - codewords

@@ -37,6 +37,7 @@ class QuantizerOutput:
         commitment_loss: per-vector ``||z - sg[c]||^2 / D`` (shape ``input.shape[:-1]``),
             or a scalar 0 when the method has none. Unweighted.
         codebook_loss: per-vector ``||sg[z] - c||^2 / D`` or a scalar 0. Unweighted.
+        latents: the stage's input after its own projection, where it has one (DAC's ``z_e``); else None.
     """
 
     z_q: torch.Tensor
@@ -45,6 +46,7 @@ class QuantizerOutput:
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)
     commitment_loss: Optional[torch.Tensor] = None
     codebook_loss: Optional[torch.Tensor] = None
+    latents: Optional[torch.Tensor] = None
 
 
 class Quantizer(nn.Module):
@@ -236,6 +238,19 @@ class Quantizer(nn.Module):
         if self.spec.table == "frozen_linear":
             return self.transform(self.weight)
         return self.weight
+
+    @property
+    def quantizing(self) -> bool:
+        """Whether training quantizes yet (False during the warm-up before initialisation)."""
+        return self.maintenance.quantizing
+
+    def quantize(self, z: torch.Tensor) -> QuantizerOutput:
+        """This stage's estimator on ``z`` (..., D): :meth:`forward`, by the residual stack's name."""
+        return self(z)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """The codewords of ``codes`` (any shape) -> ``(*codes.shape, D)``."""
+        return gather(self.codebook, codes)
 
     @torch.no_grad()
     def encode(self, z: torch.Tensor) -> torch.Tensor:

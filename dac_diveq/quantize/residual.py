@@ -1,7 +1,8 @@
 """Residual and product wrappers around :class:`~dac_diveq.quantize.core.Quantizer` stages."""
 from __future__ import annotations
 
-from typing import Optional
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence
 
 import torch
 from torch import nn
@@ -82,8 +83,120 @@ def with_value_of(surrogate: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
     return surrogate + (value - surrogate).detach()
 
 
+class Stage(Protocol):
+    """What the residual stack needs of one stage (a core :class:`Quantizer`, or the codec's
+    projected DAC stage): quantize a residual, choose hard codes, decode codes to the residual's
+    space. Layouts are the stage's own; the stack only subtracts, masks and sums."""
+
+    def quantize(self, residual: torch.Tensor) -> QuantizerOutput: ...
+
+    def assign(self, residual: torch.Tensor) -> QuantizerOutput: ...
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor: ...
+
+    @property
+    def quantizing(self) -> bool: ...
+
+    @property
+    def noise_var(self) -> float: ...
+
+
+@dataclass
+class ResidualOutput:
+    """What the residual stack returns.
+
+    Attributes:
+        z_q: the sum of the kept stages' outputs (joint mode: its one reparameterisation), shaped like the input.
+        codes: each used stage's codes.
+        commitment_loss, codebook_loss: per stage, the mean over examples of its per-example loss
+            (kept examples only; a dropped stage counts 0), summed over stages. Unweighted, as DAC's.
+        aux_loss: the stages' own weighted auxiliary losses, summed (Gumbel's KL; the core's VQ terms).
+        metrics: each stage's metrics, prefixed ``stage{i}/``.
+        latents: each stage's projected input, for stages that project (DAC's ``z_e``); else empty.
+    """
+
+    z_q: torch.Tensor
+    codes: list[torch.Tensor]
+    commitment_loss: torch.Tensor
+    codebook_loss: torch.Tensor
+    aux_loss: torch.Tensor
+    metrics: dict[str, torch.Tensor]
+    latents: list[torch.Tensor]
+
+
+def _per_example(loss: Optional[torch.Tensor], batch: int, like: torch.Tensor) -> torch.Tensor:
+    """A per-vector loss (leading dimension: examples) -> its mean per example ``(B,)``; none -> zeros."""
+    if loss is None or not loss.dim():
+        return like.new_zeros(batch)
+    return loss.reshape(batch, -1).mean(1)
+
+
+def residual_pass(stages: Sequence[Stage], z: torch.Tensor, *, method: str, mode: str, training: bool,
+                  n_quantizers: Optional[int], dropout: float, vector_dim: int) -> ResidualOutput:
+    """The one residual quantization loop of the project (both tracks): stage ``i`` quantizes
+    what stages ``< i`` left.
+
+    Args:
+        stages: the stages, in order.
+        z: latents, examples along dimension 0, vectors along ``vector_dim``.
+        method: the stages' estimator (joint mode's surrogate is chosen by it).
+        mode: a residual mode (:data:`RESIDUAL_MODES`).
+        training: training (every stage runs, quantizer dropout applies) or eval (the first
+            ``n_quantizers`` stages run).
+        n_quantizers: stages used in eval (None: all).
+        dropout: fraction of the batch (leading examples) that keeps a random number of stages
+            in training, drawn as DAC draws it (so a seeded run reproduces DAC's pattern); at 0
+            nothing is drawn, so the stages' own random draws (DiVeQ's noise) match the authors'.
+        vector_dim: the dimension holding the vector components (joint mode reparameterises vectors).
+
+    Returns:
+        :class:`ResidualOutput`.
+    """
+    check_n_quantizers(n_quantizers)
+    n_stages, batch = len(stages), z.shape[0]
+    kept = dropout_counts(batch, n_stages, dropout, z.device) if training and dropout > 0 else None
+    used = n_stages if training or n_quantizers is None else min(n_quantizers, n_stages)
+    joint = mode == "joint"
+    residual, total = z, torch.zeros_like(z)
+    commitment = codebook = aux = torch.zeros((), device=z.device)  # float32 under autocast too
+    codes, latents, metrics = [], [], {}
+    for i, stage in enumerate(stages[:used]):
+        out = stage.assign(residual) if joint else stage.quantize(residual)
+        if joint:
+            residual = residual - out.z_q.detach()
+        elif mode == "stagewise_hard" and training and stage.quantizing:
+            with torch.no_grad():  # its value only: with_value_of detaches it
+                hard = stage.decode(out.codes)
+            residual = residual - with_value_of(out.z_q, hard)
+        else:
+            residual = residual - out.z_q
+        if kept is None:
+            mask = torch.ones(batch, device=z.device, dtype=z.dtype)
+            total = total + out.z_q
+        else:
+            mask = (kept > i).to(z.dtype)
+            total = total + out.z_q * mask.reshape(-1, *([1] * (z.dim() - 1)))
+        commitment = commitment + (_per_example(out.commitment_loss, batch, z) * mask).mean()
+        codebook = codebook + (_per_example(out.codebook_loss, batch, z) * mask).mean()
+        aux = aux + out.aux_loss
+        codes.append(out.codes)
+        if out.latents is not None:
+            latents.append(out.latents)
+        metrics.update({f"stage{i}/{k}": v for k, v in out.metrics.items()})
+    if joint:
+        zt, qt = z.movedim(vector_dim, -1), total.movedim(vector_dim, -1)
+        if training:
+            total = joint_surrogate(method, zt, qt, stages[0].noise_var).movedim(-1, vector_dim)
+            # The stages' input projections only select codes here; the zero term keeps them in
+            # the graph so DDP runs without find_unused_parameters.
+            total = total + 0.0 * sum(latent.sum() for latent in latents)
+        else:
+            total = estimators.straight_through(zt, qt).movedim(-1, vector_dim)
+    return ResidualOutput(total, codes, commitment, codebook, aux, metrics, latents)
+
+
 class ResidualQuantizer(nn.Module):
-    """Residual VQ on ``(..., D)`` tensors: stage ``i`` quantizes what stages ``< i`` left.
+    """Residual VQ on ``(..., D)`` tensors (:func:`residual_pass` over core stages).
 
     Args:
         n_quantizers: number of stages.
@@ -120,45 +233,21 @@ class ResidualQuantizer(nn.Module):
         """Quantize ``z`` (..., D) with all stages (or the first ``n_quantizers`` in eval).
 
         Returns:
-            :class:`QuantizerOutput` with ``codes`` of shape ``(..., n_stages_used)`` and
-            metrics prefixed ``stage{i}/``.
+            :class:`QuantizerOutput` with ``codes`` of shape ``(..., n_stages_used)``, the stages'
+            summed auxiliary losses and metrics prefixed ``stage{i}/``.
         """
-        n_stages = len(self.stages)
-        check_n_quantizers(n_quantizers)
-        used = n_stages if self.training or n_quantizers is None else min(n_quantizers, n_stages)
-        if self.training and self.quantizer_dropout > 0:
-            kept = dropout_counts(z.shape[0], n_stages, self.quantizer_dropout, z.device)
-        else:
-            kept = None
-        joint = self.residual_mode == "joint"
-        residual, total = z, torch.zeros_like(z)
-        codes, metrics, aux = [], {}, z.new_zeros(())
-        for i, stage in enumerate(self.stages[:used]):
-            out = stage.assign(residual) if joint else stage(residual)
-            step = out.z_q
-            if kept is not None:
-                mask = (kept > i).to(z.dtype).reshape(-1, *([1] * (z.dim() - 1)))
-                step = step * mask
-            total = total + step
-            if joint:
-                residual = residual - out.z_q.detach()
-            elif self.residual_mode == "stagewise_hard" and self.training and stage.maintenance.quantizing:
-                residual = residual - with_value_of(out.z_q, gather(stage.codebook, out.codes))
-            else:
-                residual = residual - out.z_q
-            codes.append(out.codes)
-            aux = aux + out.aux_loss
-            metrics.update({f"stage{i}/{k}": v for k, v in out.metrics.items()})
-        if joint and self.training:
-            noise_var = self.stages[0].noise_var
-            total = joint_surrogate(self.method, z, total, noise_var)
-        elif joint:
-            total = estimators.straight_through(z, total)
-        return QuantizerOutput(total, torch.stack(codes, -1), aux, metrics)
+        out = residual_pass(list(self.stages), z, method=self.method, mode=self.residual_mode,
+                            training=self.training, n_quantizers=n_quantizers,
+                            dropout=self.quantizer_dropout, vector_dim=-1)
+        return QuantizerOutput(out.z_q, torch.stack(out.codes, -1), out.aux_loss, out.metrics)
+
+    def decode_stages(self, codes: torch.Tensor) -> list[torch.Tensor]:
+        """Each stage's codewords of ``codes`` (..., n), for the first n stages."""
+        return [stage.decode(codes[..., i]) for i, stage in enumerate(self.stages[: codes.shape[-1]])]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Sum of the codewords of ``codes`` (..., n) for the first n stages."""
-        return sum(gather(self.stages[i].codebook, codes[..., i]) for i in range(codes.shape[-1]))
+        return sum(self.decode_stages(codes))
 
 
 class ProductQuantizer(nn.Module):

@@ -7,6 +7,7 @@ import dac.nn.quantize as dac_quantize
 
 from dac_diveq.codec.dac_layers import ResidualVectorQuantize, VectorQuantize
 from dac_diveq.quantize import METHODS
+from dac_diveq.quantize.residual import ResidualQuantizer, residual_modes_of, residual_pass
 from dac_diveq.quantize.space_filling import dithered_point, select_segment
 
 warnings.filterwarnings("ignore", category=FutureWarning)  # DAC's weight_norm
@@ -183,8 +184,7 @@ def test_joint_sf_diveq_chains_dithered_points_and_decodes_its_eval_codes():
     torch.manual_seed(5)
     z_q = rvq(x)[0]
     # Replay the same dithers by hand: the chain and the noiseless total are the dithered points'.
-    torch.manual_seed(5)
-    torch.randint(1, 5, (2,))  # quantizer dropout's draw (DAC draws it even at fraction 0)
+    torch.manual_seed(5)  # no quantizer dropout, so nothing is drawn before the dithers
     residual, total = x, 0
     for q in rvq.quantizers:
         z_e = q.in_proj(residual).transpose(1, 2).reshape(-1, 8)
@@ -196,3 +196,53 @@ def test_joint_sf_diveq_chains_dithered_points_and_decodes_its_eval_codes():
     rvq.eval()
     z_q_eval, codes = rvq(x)[:2]
     torch.testing.assert_close(z_q_eval, rvq.from_codes(codes)[0], atol=1e-5, rtol=1e-5)
+
+
+def _identity_projections(rvq):
+    """DAC's stages with in_proj = out_proj = identity: the codec's stack on the core's space."""
+    with torch.no_grad():
+        for q in rvq.quantizers:
+            for conv in (q.in_proj, q.out_proj):
+                conv.weight_v.copy_(torch.eye(conv.weight_v.shape[0])[..., None])
+                conv.weight_g.fill_(1.0)
+                conv.bias.zero_()
+
+
+@pytest.mark.parametrize("method, mode", [(m, mode) for m in ("ste", "diveq", "sf_diveq")
+                                          for mode in residual_modes_of(m)])
+def test_both_tracks_run_the_one_residual_stack(method, mode):
+    """The image track's ResidualQuantizer and the codec's ResidualVectorQuantize (identity
+    projections, the same codebooks) give the same output, codes, dropout, gradients and losses
+    for the same seed and input, in training and in eval."""
+    options = dict(method=method, residual_mode=mode, quantizer_dropout=0.5, lookup="euclidean",
+                   skip_iters=0, replace_every=0)
+    core = ResidualQuantizer(3, 16, 8, **options)
+    codec = ResidualVectorQuantize(8, 3, 16, 8, **options)
+    _identity_projections(codec)
+    with torch.no_grad():
+        for stage, q in zip(core.stages, codec.quantizers):
+            q.codebook.weight.copy_(stage.weight)
+    x = torch.randn(6, 5, 8)  # (B, T, D) for the core, (B, D, T) for the codec
+    g = torch.randn(6, 5, 8)
+    results = []
+    for module, to_module, from_module in ((core, lambda t: t, lambda t: t),
+                                           (codec, lambda t: t.transpose(1, 2), lambda t: t.transpose(1, 2))):
+        xx = x.clone().requires_grad_(True)
+        torch.manual_seed(7)  # the dropout draw, then DiVeQ's noise / SF-DiVeQ's dithers
+        stages = list(module.stages if module is core else module.quantizers)
+        out = residual_pass(stages, to_module(xx), method=method, mode=mode, training=True, n_quantizers=None,
+                            dropout=0.5, vector_dim=-1 if module is core else 1)
+        (from_module(out.z_q) * g).sum().backward()
+        codebook_grads = [(s.weight if module is core else s.codebook.weight).grad for s in stages]
+        results.append((from_module(out.z_q).detach(), torch.stack(out.codes, -1), xx.grad, *codebook_grads,
+                        out.commitment_loss.detach(), out.codebook_loss.detach()))
+    for core_t, codec_t in zip(*results):
+        torch.testing.assert_close(codec_t, core_t, atol=1e-5, rtol=1e-5)
+    # The modules' own forwards: the same draws, codes (the codec's B x N x T) and eval output.
+    torch.manual_seed(7)
+    core_codes = core(x).codes
+    torch.manual_seed(7)
+    assert torch.equal(codec(x.transpose(1, 2))[1].transpose(1, 2), core_codes)
+    core.eval(), codec.eval()
+    torch.testing.assert_close(codec(x.transpose(1, 2), n_quantizers=2)[0].transpose(1, 2),
+                               core(x, n_quantizers=2).z_q, atol=1e-5, rtol=1e-5)
