@@ -367,6 +367,29 @@ def _describe_model(model, path: Path) -> list[str]:
     return lines
 
 
+def _training_configuration(model, every_value: bool) -> list[str]:
+    """The configuration the run resolved and trained with (every yml and command-line value), as
+    recorded in its ``trainer.pth``: the one answer to "what value does this run use". One line
+    naming it, or with ``every_value`` every key and value."""
+    from ..report.eval_io import EvalError, run_config, trainer_state
+
+    source = getattr(model, "source", None)
+    if source is None or source.path is None:
+        return []
+    try:
+        config = run_config(trainer_state(Path(source.path)))
+    except EvalError as exc:
+        raise InputError(str(exc)) from None
+    if not config:
+        return ["training configuration: not recorded (a weights file outside a run folder)"]
+    if not every_value:
+        return [f"training configuration: {len(config)} values recorded by the run (--config prints them)"]
+    lines = ["training configuration (as the run resolved and recorded it):"]
+    lines += [f"  {key}: {value!r}" if isinstance(value, str) else f"  {key}: {value}"
+              for key, value in sorted(config.items(), key=lambda kv: str(kv[0]))]
+    return lines
+
+
 def _describe_dac(path: Path, weights_path: str) -> list[str]:
     artifact, extra = load_dac(path)
     codes = artifact.codes
@@ -414,9 +437,9 @@ def _describe_dac(path: Path, weights_path: str) -> list[str]:
 
 
 
-def info(path: str, weights_path: str = "") -> int:
+def info(path: str, weights_path: str = "", config: bool = False) -> int:
     """Describe weights (a DiVeQDAC or stock DAC weights file, or a training folder) or a
-    ``.dac``/``.dacp`` file."""
+    ``.dac``/``.dacp`` file; with ``config``, also every value of the configuration the run trained with."""
     target = Path(path)
     if not target.exists():
         raise UsageError(path, "no such file or directory")
@@ -428,7 +451,7 @@ def info(path: str, weights_path: str = "") -> int:
             lines = _describe_dac(target, weights_path)
         else:
             model = load_model(target)
-            lines = _describe_model(model, target)
+            lines = _describe_model(model, target) + _training_configuration(model, config)
             _announce(model)
     except InputError as exc:
         raise UsageError(path, str(exc)) from None
@@ -524,6 +547,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "checkpoint, else latest) or .dac/.dacp file")
     inf.add_argument("--weights_path", default="", help="for a .dac file: the model, to check it and get "
                                                          "its bitrate if the file does not name it")
+    inf.add_argument("--config", action="store_true", help="for a run's weights: every value of the "
+                                                            "configuration it trained with (yml and command line, resolved)")
     exp = commands.add_parser("export", allow_abbrev=False,
                               help="a checkpoint as stock DAC weights or a Hugging Face folder")
     exp.add_argument("weights", help="DiVeQDAC weights file or training folder (save_path; its best checkpoint, "

@@ -96,7 +96,7 @@ def read_seed(weights: Path) -> Optional[int]:
 
 def seed_of(state: Optional[dict]) -> Optional[int]:
     """The ``seed`` of a trainer state's configuration text, or None."""
-    config = _parsed_config(state)
+    config = run_config(state)
     if config is None and state and isinstance(state.get("config"), str):
         found = re.findall(r"['\"]([\w.]*seed)['\"]\s*:\s*(-?\d+)", state["config"])
         return int(found[0][1]) if found else None
@@ -113,7 +113,9 @@ RUN_KEYS = frozenset({"save_path", "seed", "resume", "args.load", "args.save", "
                       "save_every", "sample_freq", "log_freq", "stop_at"})
 
 
-def _parsed_config(state: Optional[dict]) -> Optional[dict]:
+def run_config(state: Optional[dict]) -> Optional[dict]:
+    """The whole configuration a run resolved and recorded in its ``trainer.pth`` (every key, the
+    run's own included), or None when unknown."""
     config = state.get("config") if state else None
     if isinstance(config, str):
         try:
@@ -126,7 +128,7 @@ def _parsed_config(state: Optional[dict]) -> Optional[dict]:
 def training_config(state: Optional[dict]) -> Optional[dict]:
     """What a run trained with: its resolved configuration (losses and weights, level, learning-rate
     schedule, data, budget, model), without :data:`RUN_KEYS`; None when unknown."""
-    config = _parsed_config(state)
+    config = run_config(state)
     if config is None:
         return None
     return {str(k): v for k, v in sorted(config.items(), key=lambda kv: str(kv[0]))

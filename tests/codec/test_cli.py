@@ -132,6 +132,24 @@ def test_info_of_training_folder_and_dac_file(tmp_path, weights, capsys):
         assert expected in out
 
 
+def test_info_prints_the_configuration_a_run_trained_with(tmp_path, weights, capsys):
+    from dac_diveq.training import checkpoint
+
+    run = tmp_path / "run"
+    model = DiVeQDAC(**TINY_DAC)
+    recorded = {"DiVeQDAC.method": "diveq", "lambdas": {"mel/loss": 15.0}, "num_iters": 900, "seed": 3}
+    checkpoint.save(run, ["latest"], {"diveqdac": (model, {})}, {"step": 1, "config": str(recorded)})
+    status, out, _ = cli(capsys, "info", run)
+    assert status == 0 and "training configuration: 4 values recorded by the run (--config prints them)" in out
+    status, out, _ = cli(capsys, "info", run, "--config")
+    assert status == 0
+    assert out.splitlines()[-5:] == ["training configuration (as the run resolved and recorded it):",
+                                     "  DiVeQDAC.method: 'diveq'", "  lambdas: {'mel/loss': 15.0}",
+                                     "  num_iters: 900", "  seed: 3"]
+    status, out, _ = cli(capsys, "info", weights)  # a weights file outside a run folder
+    assert "training configuration: not recorded (a weights file outside a run folder)" in out
+
+
 def test_encoding_is_deterministic_and_n_quantizers_limits_codebooks(tmp_path, weights, capsys):
     wav = write(tmp_path / "x.wav", 2.5)
     for name, extra in (("a", []), ("b", []), ("q1", ["--n_quantizers", 1])):
