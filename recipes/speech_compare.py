@@ -158,9 +158,14 @@ ABLATIONS = {
     # Reconstruction objectives (issue: a PESQ-aligned objective): DAC's mel loss alone, then with the
     # multi-scale STFT loss or the compressed spectral loss at the weight that matches mel's gradient
     # (conf/cpu/objective/*.yml say how it was measured). Only the cpu size has these confs.
+    # The periods-only discriminator at the reconstruction-only variants' wall-clock: its step costs
+    # 9.7x the mel step (median 8.45 s vs 0.87 s, one thread, Intel Xeon with AMX; runs/TRAINING.md of
+    # the report), so after the same 200-step warm-up it gets 700 / 9.7 = 72 adversarial steps.
     "objective": [("diveq_mel", "diveq", []),
                   ("diveq_stft", "diveq", [], "objective/diveq_stft"),
-                  ("diveq_spectral", "diveq", [], "objective/diveq_spectral")],
+                  ("diveq_spectral", "diveq", [], "objective/diveq_spectral"),
+                  ("diveq_mpd", "diveq", ["--num_iters", "272", "--ExponentialLR.gamma", "0.991570",
+                                          "--save_iters", "[]"], "objective/diveq_mpd")],
 }
 
 
