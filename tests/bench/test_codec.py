@@ -1,9 +1,9 @@
-"""scripts/bench_codec.py's plumbing (the benchmark itself needs a quiet machine and long files)."""
+"""dac_diveq.bench.codec (scripts/bench_codec.py): its plumbing (the benchmark itself needs a quiet machine and long files)."""
 import numpy as np
 import pytest
 import soundfile as sf
 
-from tests.conftest import load_script, run_python
+from tests.conftest import run_python
 
 
 def test_models_audio_ratios_and_table(tmp_path):
@@ -11,7 +11,7 @@ def test_models_audio_ratios_and_table(tmp_path):
 
     from dac_diveq.codec.codec_io import load_model
 
-    bench = load_script("bench_codec")
+    from dac_diveq.bench import codec as bench
     stock_path, ours_path, sample_rate = bench.make_models("24khz", True, tmp_path)
     stock, ours = dac.model.DAC.load(str(stock_path)), load_model(ours_path)
     assert sample_rate == 24000 and stock.n_codebooks == ours.n_codebooks == 32 and ours.method == "diveq"
@@ -35,7 +35,7 @@ def test_same_codes_names_the_frames_stock_dac_needs(tmp_path):
 
     from dac_diveq.codec.codec_io import load_model, save_dac
 
-    bench = load_script("bench_codec")
+    from dac_diveq.bench import codec as bench
     stock_path, ours_path, sample_rate = bench.make_models("16khz", True, tmp_path)
     stock, ours = dac.model.DAC.load(str(stock_path)).eval(), load_model(ours_path)
     from audiotools import AudioSignal

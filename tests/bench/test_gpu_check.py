@@ -2,7 +2,7 @@
 (the full check needs a GPU: `make gpu-check`)."""
 import pytest
 
-from tests.conftest import load_script, run_python
+from tests.conftest import run_python
 
 
 def test_without_cuda_it_fails_in_one_line_unless_allowed(tmp_path):
@@ -18,7 +18,7 @@ def test_without_cuda_it_fails_in_one_line_unless_allowed(tmp_path):
 
 
 def test_the_stage_check_and_summary_table_at_smoke_sizes():
-    check = load_script("gpu_check")
+    from dac_diveq.bench import gpu_check as check
     settings = check.smoke_settings()
     detail = check.stage_check(settings)
     assert detail.startswith("9 methods finite") and "sf_diveq_detach" in detail
