@@ -104,8 +104,8 @@ class CodebookMaintenance(nn.Module):
             value. Relative, not absolute (the authors' 1e-9): in float32 an absolute 1e-9 on
             codewords of scale ~1 vanishes in the distances, so copies tie exactly with their donor
             and never win latents, and the dead codewords stay dead.
-        skip_iters: steps without quantization before initialisation (0 or None = quantize from
-            the first step with the current codebook).
+        skip_iters: steps without quantization before initialisation (0: quantize from the
+            first step with the current codebook).
         avg_iters: the last ``avg_iters`` skipped steps feed the capture buffer.
         latents_per_code: each initial codeword is the mean of about this many
             consecutive captured latents; the buffer holds ``K * latents_per_code`` rows at most
@@ -118,6 +118,9 @@ class CodebookMaintenance(nn.Module):
         kmeans_rule: the stage's lookup rule (see :func:`kmeans`).
         seed: seeds the choice of which rows are captured (same on every rank and on resume)
             and k-means' initial centroids.
+
+    Every option is required: the defaults are :class:`~dac_diveq.quantize.core.Quantizer`'s, the
+    one place they are declared (it builds this state).
     """
 
     def __init__(
@@ -125,17 +128,18 @@ class CodebookMaintenance(nn.Module):
         codebook_size: int,
         dim: int,
         schedule: ReplacementSchedule,
-        discard_threshold: float = 0.01,
-        discard_rule: str = "steps",
-        perturb_eps: float = 1e-3,
-        skip_iters: Optional[int] = None,
-        avg_iters: int = 50,
-        latents_per_code: int = 32,
-        ema_decay: Optional[float] = None,
-        learned_table: bool = True,
-        kmeans_iters: int = 0,
-        kmeans_rule: str = "euclidean",
-        seed: int = 0,
+        *,
+        discard_threshold: float,
+        discard_rule: str,
+        perturb_eps: float,
+        skip_iters: int,
+        avg_iters: int,
+        latents_per_code: int,
+        ema_decay: Optional[float],
+        learned_table: bool,
+        kmeans_iters: int,
+        kmeans_rule: str,
+        seed: int,
     ) -> None:
         super().__init__()
         if not discard_threshold >= 0.0:
@@ -144,13 +148,12 @@ class CodebookMaintenance(nn.Module):
             raise ConfigError(f"discard_rule must be one of {DISCARD_RULES}, got {discard_rule!r}")
         if perturb_eps < 0:
             raise ConfigError(f"perturb_eps must be >= 0, got {perturb_eps}")
-        if skip_iters is not None:
-            if skip_iters < 0:
-                raise ConfigError(f"skip_iters must be >= 0, got {skip_iters}")
-            if skip_iters > 0 and not 1 <= avg_iters <= skip_iters:
-                raise ConfigError(f"avg_iters must be in [1, skip_iters={skip_iters}], got {avg_iters}")
-            if latents_per_code < 1:
-                raise ConfigError(f"latents_per_code must be >= 1, got {latents_per_code}")
+        if skip_iters < 0:
+            raise ConfigError(f"skip_iters must be >= 0, got {skip_iters}")
+        if skip_iters > 0 and not 1 <= avg_iters <= skip_iters:
+            raise ConfigError(f"avg_iters must be in [1, skip_iters={skip_iters}], got {avg_iters}")
+        if latents_per_code < 1:
+            raise ConfigError(f"latents_per_code must be >= 1, got {latents_per_code}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise ConfigError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.codebook_size = codebook_size
@@ -159,7 +162,7 @@ class CodebookMaintenance(nn.Module):
         self.discard_threshold = discard_threshold
         self.discard_rule = discard_rule
         self.perturb_eps = perturb_eps
-        self.skip_iters = skip_iters or 0
+        self.skip_iters = skip_iters
         self.avg_iters = avg_iters
         self.seed = seed
         self.ema_decay = ema_decay

@@ -7,20 +7,21 @@ from typing import Optional
 from ..errors import ConfigError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ReplacementSchedule:
     """Replace dead codewords every ``every`` steps up to ``slowdown_at``, then every
     ``every_after`` steps, and never in the last ``stop_before_end`` steps of a run
     of ``total_iters`` steps (unknown length: never stops). ``every <= 0`` disables it.
 
-    The defaults are the paper's: 100 up to 2000, 500 after, none in the last 1000.
+    No defaults here: the values are the :class:`~dac_diveq.quantize.core.Quantizer` options
+    ``replace_every`` ... (the paper's 100 up to 2000, 500 after, none in the last 1000), declared there once.
     """
 
-    every: int = 100
-    every_after: int = 500
-    slowdown_at: int = 2000
-    stop_before_end: int = 1000
-    total_iters: Optional[int] = None
+    every: int
+    every_after: int
+    slowdown_at: int
+    stop_before_end: int
+    total_iters: Optional[int]
 
     def __post_init__(self) -> None:
         for name in ("every", "every_after", "slowdown_at", "stop_before_end"):

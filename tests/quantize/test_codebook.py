@@ -9,12 +9,12 @@ from dac_diveq.quantize.schedule import ReplacementSchedule
 
 
 def test_paper_schedule():
-    s = ReplacementSchedule(total_iters=5000)
+    s = ReplacementSchedule(every=100, every_after=500, slowdown_at=2000, stop_before_end=1000, total_iters=5000)
     due = [t for t in range(1, 5001) if s.is_due(t)]
     assert due[:3] == [100, 200, 300] and 2000 in due and 2100 not in due
     assert 2500 in due and 3500 in due and 4000 in due
     assert max(due) == 4000  # nothing in the last 1000 steps
-    assert not any(ReplacementSchedule(every=0).is_due(t) for t in range(1, 1000))
+    assert not any(ReplacementSchedule(every=0, every_after=500, slowdown_at=2000, stop_before_end=1000, total_iters=None).is_due(t) for t in range(1, 1000))
 
 
 def _skewed_batch(n=256, center=(3.0, -2.0), scale=0.3):
