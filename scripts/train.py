@@ -26,6 +26,7 @@ from dac_diveq.errors import ConfigError
 from dac_diveq.training import checkpoint
 from dac_diveq.training.distributed import distributed_context, unwrap, wrap
 from dac_diveq.training.entry import run_training
+from dac_diveq.training.config import takes_config
 from dac_diveq.training.loop import resolve_amp
 
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -88,22 +89,19 @@ def prepare_embedded_data(root: str = "", n_train: int = 300, n_val: int = 40):
 
 
 @argbind.bind(without_prefix=True)
-def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size: int = 8,
-          valid_freq: int = 200, sample_freq: int = 0, log_freq: int = 10, save_iters: list = [],
-          val_batch_size: int = 8, val_idx: list = [0, 1], num_workers: int = 0, seed: int = 0,
-          amp: str = "none", resume: str = "false", load_weights: str = "", lambdas: dict = None,
-          grad_clip: float = 1e3, grad_clip_d: float = 10.0, fused_snake: bool = False, save_every: float = 600.0,
-          stop_at: int = 0, adversarial_from: int = 0, gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
+@takes_config(TrainConfig)
+def train(args, config: TrainConfig, resume: str = "false", load_weights: str = "", fused_snake: bool = False,
+          gpu_recipe: bool = False, allow_cpu: bool = False, load_discriminator: str = "", finetune: bool = False):
     """Build everything from the configuration and run the loop.
 
+    The loop settings, loss weights and clipping (``num_iters``, ``lambdas``, ``grad_clip``, ...)
+    are :class:`~dac_diveq.codec.trainer.TrainConfig`'s fields, declared there once with their
+    defaults; the options below are this script's own.
+
     Args:
-        save_path: run folder (checkpoints under ``latest/``, ``best/``, milestones; ``logs/``).
-        num_iters: total training steps.
+        config: the :class:`TrainConfig` built from the ymls and the command line.
         resume: ``true``: continue from ``save_path/latest`` (same step, optimizer, scheduler, quantizer
             state; an error if there is none); ``auto``: continue if it exists, else start.
-        save_every: also save ``latest`` every this many seconds of training (0: at validations only).
-        stop_at: stop this invocation at this step, saved to ``latest`` (0: at ``num_iters``); with
-            ``--resume auto`` the next invocation continues (a budget longer than a sitting).
         gpu_recipe: the configuration is a GPU recipe (DAC's ``conf/base.yml``); on a CPU it is refused
             unless ``allow_cpu``.
         load_weights: start from a stock ``dac.model.DAC`` weights file (e.g. DAC's released 44 kHz
@@ -112,27 +110,17 @@ def train(args, save_path: str = "runs/diveq", num_iters: int = 1000, batch_size
         load_discriminator: with ``load_weights``, a stock discriminator weights file to start from
             (default: a fresh discriminator).
         finetune: the conf fine-tunes a released model (``conf/finetune``): ``load_weights`` is required.
-        amp: ``"bf16"`` for bfloat16 autocast (CUDA or CPU), ``"auto"`` for bf16 where the device
-            computes it natively (CUDA; CPUs with AVX512-BF16/AMX), else float32.
         fused_snake: compile DAC's Snake activation into one fused kernel (same function and
             parameters; faster steps after a one-off compilation at the first step).
-        lambdas: loss weights; ``adv/gen_loss`` / ``adv/feat_loss`` > 0 enable the discriminator.
-        grad_clip, grad_clip_d: max gradient norms of the generator / discriminator (0: no clipping).
-        adversarial_from: the step the discriminator and the adversarial terms start at (0: the first).
     """
-    config = TrainConfig(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
-                         sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
-                         val_batch_size=val_batch_size, val_idx=list(val_idx), num_workers=num_workers,
-                         seed=seed, amp=amp, lambdas=dict(lambdas or TrainConfig().lambdas),
-                         grad_clip=grad_clip, grad_clip_d=grad_clip_d, save_every=save_every,
-                         stop_at=stop_at, adversarial_from=adversarial_from)
+    save_path, num_iters, batch_size, seed = config.save_path, config.num_iters, config.batch_size, config.seed
     rank, world, device = distributed_context()
     if gpu_recipe and device.type == "cpu" and not allow_cpu:
         raise ConfigError(
             f"{args.get('args.load') or 'this configuration'} is DAC's GPU recipe ({num_iters} steps of "
             f"{batch_size} excerpts) and this machine has no GPU; on a CPU run `make quickstart` or "
             "`python recipes/speech_compare.py --size cpu` (conf/cpu), or pass --allow_cpu true to train it anyway")
-    config.amp = resolve_amp(amp, device)
+    config.amp = resolve_amp(config.amp, device)
     torch.manual_seed(seed)
     prepare_embedded_data()
     # The data folders are checked before a model is built: a GPU conf whose corpus is not prepared

@@ -407,3 +407,49 @@ def _closest(key: str, known: set[str], prefix: str = "") -> str:
     """``"; did you mean 'X'?"`` for the closest known key, or ''."""
     match = difflib.get_close_matches(key, sorted(known - ARGBIND_KEYS), n=1, cutoff=0.6)
     return f"; did you mean {prefix}{match[0]}?" if match else ""
+
+
+def takes_config(config_class: type, *, exclude: Sequence[str] = ()) -> Any:
+    """Give a training script's bound function the fields of ``config_class`` (a loop config
+    dataclass) as its parameters, so that the dataclass is the one declaration of their names,
+    types and defaults.
+
+    The decorated function declares a ``config`` parameter (and its own, script-only ones); its
+    signature, which argbind binds from the ymls and the command line and records with the run,
+    becomes its own parameters followed by the dataclass's fields (the function takes them as
+    ``config_class(**fields)``; field validation errors are the dataclass's, raised there).
+
+    Args:
+        config_class: a dataclass such as :class:`~dac_diveq.training.loop.LoopConfig` or a subclass.
+        exclude: fields the script does not expose (the dataclass default applies).
+
+    Returns:
+        The decorator.
+    """
+    import copy
+    import dataclasses
+    import functools
+    import inspect
+
+    hints = typing.get_type_hints(config_class)
+    fields = [f for f in dataclasses.fields(config_class) if f.init and f.name not in exclude]
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory() for f in fields}
+
+    def decorate(func: Any) -> Any:
+        own = [p for name, p in inspect.signature(func).parameters.items() if name != "config"]
+        clash = sorted({p.name for p in own} & set(defaults))
+        if clash:
+            raise TypeError(f"{func.__name__} declares {clash}, which {config_class.__name__} declares")
+        parameters = own + [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=defaults[f.name],
+                                              annotation=hints[f.name]) for f in fields]
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) if name in kwargs else copy.deepcopy(default)
+                      for name, default in defaults.items()}
+            return func(*args, config=config_class(**values), **kwargs)
+
+        wrapper.__signature__ = inspect.Signature(parameters)  # what argbind binds and records
+        return wrapper
+
+    return decorate
