@@ -8,6 +8,7 @@
 
 Every yml key can be overridden on the command line (argbind), e.g. ``--VQVAE.codebook_size 64``.
 """
+import dataclasses
 import sys
 import warnings
 
@@ -21,8 +22,10 @@ from dac_diveq.image.io import load_stage1
 from dac_diveq.image.prior import PriorConfig, PriorTrainer
 from dac_diveq.image.trainer import AutoencoderConfig, AutoencoderParts, AutoencoderTrainer
 from dac_diveq.metrics import image as image_metrics
+from dac_diveq.training.config import takes_config
 from dac_diveq.training.distributed import distributed_context, wrap
 from dac_diveq.training.entry import run_training
+from dac_diveq.training.loop import LoopConfig
 
 warnings.filterwarnings("ignore", category=UserWarning)
 warnings.filterwarnings("ignore", category=FutureWarning)
@@ -74,24 +77,21 @@ def perceptual_module(weight: float, path: str, device: torch.device):
 
 
 @argbind.bind(without_prefix=True)
-def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq", num_iters: int = 1000,
-          batch_size: int = 16, valid_freq: int = 250, sample_freq: int = 0, log_freq: int = 10,
-          save_iters: list = [], num_workers: int = 0, seed: int = 0, amp: str = "none", resume: str = "false",
-          lambdas: dict = None, disc_start: int = 0, adaptive_weight: bool = True, grad_clip: float = 0.0,
-          grad_clip_d: float = 0.0, lpips_weights: str = "", stage1_path: str = "", top_k: int = 100,
-          temperature: float = 1.0, save_every: float = 600.0):
+@takes_config(AutoencoderConfig)
+def train(args, config: AutoencoderConfig, model: str = "vqvae", resume: str = "false", lpips_weights: str = "",
+          stage1_path: str = "", top_k: int = PriorConfig.top_k, temperature: float = PriorConfig.temperature):
     """Build everything from the configuration and run the loop.
 
+    The loop settings, loss weights and clipping (``num_iters``, ``lambdas``, ``disc_start``,
+    ``grad_clip``, ...) are :class:`~dac_diveq.image.trainer.AutoencoderConfig`'s fields, declared
+    there once with their defaults; the GPT (``model: gpt``) takes the loop settings from it and
+    its own clipping from :class:`~dac_diveq.image.prior.PriorConfig`.
+
     Args:
+        config: the :class:`AutoencoderConfig` built from the ymls and the command line.
         model: ``vqvae``, ``vqgan`` (stage 1) or ``gpt`` (stage 2, needs ``stage1_path``).
-        save_path: run folder (``latest/``, ``best/``, milestones, ``logs/``).
         resume: ``true``: continue from ``save_path/latest`` exactly (an error if there is none);
             ``auto``: continue if it exists, else start.
-        save_every: also save ``latest`` every this many seconds of training (0: at validations only).
-        lambdas: loss weights (``rec/mse``, ``rec/l1``, ``perceptual/lpips``, ``vq/aux``, ``adv/gen``).
-        disc_start: first step of the VQGAN's adversarial loss.
-        grad_clip, grad_clip_d: max gradient norms of the VQ-VAE/VQGAN and of the VQGAN's discriminator
-            (0: no clipping; the GPT clips at ``PriorConfig.grad_clip``).
         lpips_weights: torchvision VGG16 weights for LPIPS (else $DAC_DIVEQ_VGG16 or the torch hub cache).
         stage1_path: the trained VQ-VAE/VQGAN (run folder or weights.pth) whose codes the GPT models.
         top_k, temperature: sampling of the GPT's TensorBoard samples.
@@ -99,10 +99,10 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
     if model not in MODELS:
         raise ConfigError(f"model must be one of {MODELS}, got {model!r}")
     rank, world, device = distributed_context()
-    torch.manual_seed(seed)
-    loop = dict(save_path=save_path, num_iters=num_iters, batch_size=batch_size, valid_freq=valid_freq,
-                sample_freq=sample_freq, log_freq=log_freq, save_iters=list(save_iters),
-                num_workers=num_workers, seed=seed, amp=amp, save_every=save_every)
+    num_iters = config.num_iters
+    torch.manual_seed(config.seed)
+    # The loop settings the GPT shares (its gradient clipping is PriorConfig's own).
+    loop = {f.name: getattr(config, f.name) for f in dataclasses.fields(LoopConfig) if f.name != "grad_clip"}
     with argbind.scope(args, "train"):
         train_data = build_image_dataset(split="train")
     with argbind.scope(args, "val"):
@@ -124,7 +124,7 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
                                optimizer, scheduler, train_data, val_data, device, rank, world, str(args))
     else:
         net = wrap((VQVAE() if model == "vqvae" else VQGAN()).to(device), device, world)
-        weights = dict(lambdas or AutoencoderConfig().lambdas)
+        weights = config.lambdas
         perceptual = perceptual_module(weights.get("perceptual/lpips", 0), lpips_weights, device)
         discriminator = (wrap(PatchDiscriminator().to(device), device, world)
                          if weights.get("adv/gen", 0) > 0 else None)
@@ -138,8 +138,6 @@ def train(args, model: str = "vqvae", save_path: str = "runs/image/vqvae_diveq",
                 scheduler_d = MultiStepLR(optimizer_d, num_iters)
         parts = AutoencoderParts(net, optimizer, scheduler, train_data, val_data, perceptual, discriminator,
                                  optimizer_d, scheduler_d)
-        config = AutoencoderConfig(**loop, lambdas=weights, disc_start=disc_start,
-                                   adaptive_weight=adaptive_weight, grad_clip=grad_clip, grad_clip_d=grad_clip_d)
         trainer = AutoencoderTrainer(config, parts, device, rank, world, str(args))
     trainer.fit(resume)
     return trainer
