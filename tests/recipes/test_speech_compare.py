@@ -231,7 +231,11 @@ def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, 
              for c in commands if "scripts/train.py" in c}
     assert code == 0 and confs == {"diveq_mel": "conf/cpu/diveq.yml",
                                    "diveq_stft": "conf/cpu/objective/diveq_stft.yml",
-                                   "diveq_spectral": "conf/cpu/objective/diveq_spectral.yml"}
+                                   "diveq_spectral": "conf/cpu/objective/diveq_spectral.yml",
+                                   "diveq_mpd": "conf/cpu/objective/diveq_mpd.yml"}
+    # the discriminator variant trains for the reconstruction-only variants' wall-clock, not their steps
+    mpd = next(c for c in commands if "scripts/train.py" in c and "diveq_mpd" in " ".join(map(str, c)))
+    assert mpd[len(mpd) - 1 - mpd[::-1].index("--num_iters") + 1] == "272"
     # sizes without the variant's conf refuse before training anything
     result = _run("--size", "quickstart", "--ablation", "objective", "--report", str(tmp_path / "q"),
                   "--root", str(tmp_path / "qruns"))
