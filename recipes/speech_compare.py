@@ -37,6 +37,7 @@ Re-running skips finished trainings and evaluations (it resumes interrupted ones
 overwrite an existing report unless ``--force``.
 """
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -45,6 +46,7 @@ from pathlib import Path
 from common import METHOD_CONF, ROOT, finished, run, run_side_by_side, write_commands
 
 from dac_diveq.errors import ConfigError
+from dac_diveq.report.eval_io import write_atomic
 from dac_diveq.report.tensorboard import CURVES_FILE, training_curves, write_curves
 
 #: Curves kept with an evaluation (what reports plot and what the next sitting compares against).
@@ -53,8 +55,9 @@ KEPT_CURVES = ("val/mel/loss", "val/pesq_wb", "val/stoi", "val/vq/usage", "train
 KEPT_FILES = ("per_file.csv", "summary.json", CURVES_FILE)
 
 
-def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path) -> Path:
-    """Copy an evaluation (and its run's training curves) into the report's ``runs/``."""
+def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path, variant: str = "") -> Path:
+    """Copy an evaluation (and its run's training curves) into the report's ``runs/``; an ablation's
+    ``variant`` name is recorded in the kept summary, the report's label for its runs."""
     curves, _ = training_curves(save_path / "logs", save_path / "latest" / "trainer.pth", KEPT_CURVES)
     if curves:
         write_curves(eval_dir / CURVES_FILE, curves)
@@ -62,6 +65,9 @@ def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path) -> Path:
     for name in KEPT_FILES:
         if (eval_dir / name).is_file():
             shutil.copy2(eval_dir / name, kept / name)
+    if variant:
+        summary = json.loads((kept / "summary.json").read_text())
+        write_atomic(kept / "summary.json", json.dumps({**summary, "variant": variant}, indent=2) + "\n")
     return kept
 
 def repo_relative(path: Path) -> Path:
@@ -343,7 +349,7 @@ def main(argv=None) -> int:
             if first and (ROOT / eval_dir / "opus" / "summary.json").exists():
                 reference = eval_dir / "opus"  # the Opus reference rows, scored once
             if size.get("keep_runs"):
-                keep_evaluation(ROOT / eval_dir, ROOT / save_path, kept)
+                keep_evaluation(ROOT / eval_dir, ROOT / save_path, kept, label if args.ablation else "")
     if size.get("keep_runs"):
         if reference is not None:
             keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / eval_name)

@@ -136,6 +136,8 @@ SUMMARY_FIELDS: dict[str, tuple[type, ...]] = {
     "codebook": (dict, type(None)), "training": (list, type(None)),
     "training_config": (dict, type(None)), "weights": (str, type(None)), "residual_mode": (str, type(None)),
     "lookup": (str, type(None)),
+    # An ablation's name for the variant the run belongs to (``diveq_stft``), set by the recipe.
+    "variant": (str, type(None)),
 }
 
 
@@ -489,7 +491,8 @@ def _option_labels(runs: list[Run]) -> dict[int, str]:
 def group_runs(runs: Iterable[Run]) -> list[Group]:
     """Group runs by method variant.
 
-    The label is the method; when runs of one method differ in ``residual_mode`` or ``lookup``,
+    The label is the run's ``variant`` (an ablation's name for it, e.g. ``diveq_stft``) or else its
+    method; when runs of one method differ in ``residual_mode`` or ``lookup``,
     those are appended, e.g. ``diveq [residual_mode=detach, lookup=exact]``, and so is every other
     training option in which they differ (``diveq [DiVeQDAC.noise_var=0.0001]``): runs that trained
     differently are never pooled, and the label says how they differ.
@@ -501,21 +504,22 @@ def group_runs(runs: Iterable[Run]) -> list[Group]:
         Groups, codec methods first (in first-seen order), reference codecs last.
     """
     runs = list(runs)
+    name = lambda run: run.summary.get("variant") or run.method  # noqa: E731
     variants: dict[str, set[tuple[str, str]]] = {}
-    by_method: dict[str, list[Run]] = {}
+    by_name: dict[str, list[Run]] = {}
     for run in runs:
-        variants.setdefault(run.method, set()).add(
+        variants.setdefault(name(run), set()).add(
             (str(run.summary.get("residual_mode")), str(run.summary.get("lookup"))))
-        by_method.setdefault(run.method, []).append(run)
-    option_labels = {k: v for method_runs in by_method.values() for k, v in _option_labels(method_runs).items()}
+        by_name.setdefault(name(run), []).append(run)
+    option_labels = {k: v for named_runs in by_name.values() for k, v in _option_labels(named_runs).items()}
     groups: dict[str, Group] = {}
     for run in runs:
         parts = []
-        if len(variants[run.method]) > 1:
+        if len(variants[name(run)]) > 1:
             parts.append(f"residual_mode={run.summary.get('residual_mode')}, lookup={run.summary.get('lookup')}")
         if id(run) in option_labels:
             parts.append(option_labels[id(run)])
-        label = run.method + (f" [{', '.join(parts)}]" if parts else "")
+        label = name(run) + (f" [{', '.join(parts)}]" if parts else "")
         groups.setdefault(label, Group(label, run.method)).runs.append(run)
     ordered = list(groups.values())
     for group in ordered:
