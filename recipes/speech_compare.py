@@ -65,7 +65,7 @@ def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path, variant: str = 
     for name in KEPT_FILES:
         if (eval_dir / name).is_file():
             shutil.copy2(eval_dir / name, kept / name)
-    if variant:
+    if variant and (kept / "summary.json").is_file():
         summary = json.loads((kept / "summary.json").read_text())
         write_atomic(kept / "summary.json", json.dumps({**summary, "variant": variant}, indent=2) + "\n")
     return kept

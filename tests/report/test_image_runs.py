@@ -151,3 +151,20 @@ def test_rate_axis_is_bits_per_pixel(tmp_path, monkeypatch):
     plots.metric_vs_bitrate(groups, "psnr", tmp_path / "psnr.png")
     plots.codebook_stages(groups, "usage", "usage", "usage", tmp_path / "usage.png")  # one stage
     assert seen[0].startswith("Bits per pixel (bpp") and (tmp_path / "usage.png").is_file()
+
+
+def test_runs_are_labelled_by_their_variant_name_when_an_ablation_gives_one(tmp_path):
+    """An ablation's kept summaries name their variant (recipes' keep_evaluation): the report's label is
+    that name, and runs of one variant name that trained differently are still never pooled."""
+    import json
+
+    from dac_diveq.report.runs import group_runs
+
+    dirs = write_image_runs(tmp_path / "runs")
+    for d in dirs:
+        summary = json.loads((d / "summary.json").read_text())
+        summary["variant"] = f"{summary['method']}_variant"
+        (d / "summary.json").write_text(json.dumps(summary))
+    groups = group_runs(load_run(d) for d in dirs)
+    assert sorted(g.label for g in groups) == ["diveq_variant", "ste_variant"]
+    assert {g.method for g in groups} == {"ste", "diveq"} and all(len(g.runs) == 4 for g in groups)
