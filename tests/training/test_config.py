@@ -47,39 +47,57 @@ def test_train_script_reads_list_options_from_the_command_line(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[500, 1000] [0, 3] [2, 4, 8, 8]"
 
 
+PROBE = """
+import dataclasses, inspect, json, sys
+import argbind
+from dac_diveq.training.config import ConfigError, parse_args, takes_config
+from dac_diveq.training.loop import LoopConfig
+
+@dataclasses.dataclass
+class ProbeConfig(LoopConfig):
+    probe_weights: dict = dataclasses.field(default_factory=lambda: {"a": 1.0})
+    probe_scale: float = 2.5
+
+@argbind.bind(without_prefix=True)
+@takes_config(ProbeConfig)
+def probe_train(args, config, own: str = "x"):
+    return config, own
+
+parameters = inspect.signature(probe_train).parameters
+args = parse_args(["--args.load", sys.argv[1], "--batch_size", "3", "--own", "y"])
+with argbind.scope(args):
+    config, own = probe_train(args)
+try:
+    with argbind.scope(parse_args(["--num_iters", "-1"])):
+        probe_train(args)
+    refused = ""
+except ConfigError as exc:
+    refused = str(exc)
+print(json.dumps({"default": parameters["num_iters"].default, "annotation": parameters["num_iters"].annotation.__name__,
+                  "weights_default": parameters["probe_weights"].default,
+                  "scale_annotation": parameters["probe_scale"].annotation.__name__,
+                  "config": [config.num_iters, config.batch_size, config.probe_scale, config.probe_weights, own,
+                             config.valid_freq, type(config).__name__], "refused": refused}))
+"""
+
+
 def test_a_config_dataclass_is_the_one_declaration_argbind_binds(tmp_path):
     """takes_config: the dataclass's fields become the bound function's options (argbind reads the
     yml and the command line into them, defaults are the dataclass's, types checked by it); an
-    argbind upgrade that stopped honouring the generated signature fails here, not in a user's run."""
-    import dataclasses
-    import inspect
+    argbind upgrade that stopped honouring the generated signature fails here, not in a user's run.
+    In a child interpreter: argbind's bindings are global."""
+    import json
 
-    import argbind
-
-    from dac_diveq.training.config import parse_args, takes_config
     from dac_diveq.training.loop import LoopConfig
 
-    @dataclasses.dataclass
-    class ProbeConfig(LoopConfig):
-        probe_weights: dict = dataclasses.field(default_factory=lambda: {"a": 1.0})
-        probe_scale: float = 2.5
-
-    @takes_config(ProbeConfig)
-    def probe_train(args, config, own: str = "x"):
-        return config, own
-
-    probe_train = argbind.bind(probe_train, without_prefix=True)
-    parameters = inspect.signature(probe_train).parameters
-    assert parameters["num_iters"].default == LoopConfig.num_iters and parameters["num_iters"].annotation is int
-    assert parameters["probe_weights"].default == {"a": 1.0} and parameters["probe_scale"].annotation is float
     yml = tmp_path / "probe.yml"
     yml.write_text("num_iters: 7\nprobe_scale: 1.5\nprobe_weights:\n  b: 2.0\n")
-    args = parse_args(["--args.load", str(yml), "--batch_size", "3", "--own", "y"])
-    with argbind.scope(args):
-        config, own = probe_train(args)
-    assert (config.num_iters, config.batch_size, config.probe_scale, config.probe_weights, own) == (7, 3, 1.5,
-                                                                                                   {"b": 2.0}, "y")
-    assert config.valid_freq == LoopConfig.valid_freq and isinstance(config, ProbeConfig)
-    with pytest.raises(ConfigError, match="num_iters"):  # the dataclass's own check, one line
-        with argbind.scope(parse_args(["--num_iters", "-1"])):
-            probe_train(args)
+    script = tmp_path / "probe.py"
+    script.write_text(PROBE)
+    result = run_python([script, yml])
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["default"] == LoopConfig.num_iters and out["annotation"] == "int"
+    assert out["weights_default"] == {"a": 1.0} and out["scale_annotation"] == "float"
+    assert out["config"] == [7, 3, 1.5, {"b": 2.0}, "y", LoopConfig.valid_freq, "ProbeConfig"]
+    assert "num_iters" in out["refused"] and "\n" not in out["refused"]
