@@ -80,6 +80,12 @@ def printable(text: str) -> str:
     return "".join(char if char.isprintable() else char.encode("unicode_escape").decode("ascii") for char in text)
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace runs folded), or its type's name when it has none."""
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
 def error_line(message: object) -> str:
     """``error: <message>`` as one line (control characters escaped)."""
     return f"error: {printable(str(message))}"

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from .. import errors
-from ..errors import UserError, printable
+from ..errors import UserError, one_line, printable
 from .codec_io import (
     AUDIO_EXTENSIONS,
     CODE_EXTENSIONS,
@@ -37,7 +37,6 @@ from .codec_io import (
     has_packed_codes,
     load_dac,
     load_model,
-    one_line,
     read_model_input,
     save_dac,
     write_wav,

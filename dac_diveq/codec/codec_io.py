@@ -19,7 +19,7 @@ import torch
 from dac.model.base import SUPPORTED_VERSIONS, DACFile
 
 from ..data import bounds
-from ..errors import UserError
+from ..errors import UserError, one_line
 from ..training import checkpoint, safe_arrays
 from ..training.checkpoint import atomic_path
 from ..training.userfiles import file_kind
@@ -50,11 +50,6 @@ MAX_CODES = 2 ** 24
 
 class InputError(UserError):
     """A file the codec cannot use; the message is a one-line reason."""
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- files

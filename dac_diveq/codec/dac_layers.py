@@ -21,12 +21,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..quantize.core import Quantizer, QuantizerOutput
-from ..quantize.residual import check_residual_mode, residual_pass
-
-
-def _per_item(loss: torch.Tensor, batch: int) -> torch.Tensor:
-    """``(B, T)`` per-vector loss -> ``(B,)``; a scalar zero (no such loss) -> zeros ``(B,)``."""
-    return loss.mean(1) if loss.dim() else loss.expand(batch)
+from ..quantize.residual import check_residual_mode, per_example, residual_pass
 
 
 class VectorQuantize(nn.Module):
@@ -56,7 +51,8 @@ class VectorQuantize(nn.Module):
         """DAC's tuple: ``(z_q, commitment_loss (B,), codebook_loss (B,), indices (B, T), z_e)``."""
         out = self.quantize(z)
         batch = z.shape[0]
-        return (out.z_q, _per_item(out.commitment_loss, batch), _per_item(out.codebook_loss, batch),
+        return (out.z_q, per_example(out.commitment_loss, batch, z.device),
+                per_example(out.codebook_loss, batch, z.device),
                 out.codes, out.latents)
 
     # The residual stack's stage interface (quantize.residual.Stage), in DAC's B x D x T layout.

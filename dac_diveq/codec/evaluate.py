@@ -28,7 +28,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import error_line
+from ..errors import error_line, one_line
 from ..report.eval_io import EvalError, new_summary, read_seed, write_outputs
 from .model import WINDOW_S, parse_level
 
@@ -310,7 +310,7 @@ def evaluate(weights_path: str = "", input: str = "data/speech/test", output: st
             try:
                 audio, sr, decoded = _decode_ladder(model, path, steps, stats, level, win_duration)
             except Exception as exc:
-                reason = codec_io.one_line(exc)
+                reason = one_line(exc)
                 tqdm.write(error_line(f"{name}: {reason}"), file=sys.stderr)  # not inside the bar's line
                 failed.append({"file": name, "error": reason})
                 scorer.bar.update(len(steps))

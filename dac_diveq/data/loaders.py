@@ -7,7 +7,7 @@ from audiotools.data import transforms
 from audiotools.data.datasets import AudioDataset, AudioLoader, ConcatDataset
 
 # A data folder that is missing, holds no audio, or is a held-out test set (a user error).
-from ..errors import DataError  # noqa: F401
+from ..errors import DataError, one_line  # noqa: F401
 from . import bounds
 from .compat import patch_audiotools
 from ..training.userfiles import file_kind
@@ -98,9 +98,8 @@ def check_listed_files(audio_lists: list, name: str, sample_rate: int) -> None:
             try:
                 header = soundfile.info(str(path))
             except Exception as exc:  # LibsndfileError, TypeError, ... on corrupt or non-audio files
-                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-                raise DataError(f"{path} ({name}) cannot be read as audio ({reason}); remove it from the "
-                                "data folder") from None
+                raise DataError(f"{path} ({name}) cannot be read as audio ({one_line(exc)}); remove it from "
+                                "the data folder") from None
             problem = bounds.header_problem(int(header.samplerate), int(header.frames), int(header.channels),
                                             sample_rate)
             if problem:

@@ -124,10 +124,11 @@ class ResidualOutput:
     latents: list[torch.Tensor]
 
 
-def _per_example(loss: Optional[torch.Tensor], batch: int, like: torch.Tensor) -> torch.Tensor:
-    """A per-vector loss (leading dimension: examples) -> its mean per example ``(B,)``; none -> zeros."""
+def per_example(loss: Optional[torch.Tensor], batch: int, device: torch.device) -> torch.Tensor:
+    """A per-vector loss (leading dimension: examples) -> its mean per example ``(B,)``; none (or a
+    scalar 0) -> zeros ``(B,)`` on ``device``."""
     if loss is None or not loss.dim():
-        return like.new_zeros(batch)
+        return torch.zeros(batch, device=device)
     return loss.reshape(batch, -1).mean(1)
 
 
@@ -170,14 +171,15 @@ def residual_pass(stages: Sequence[Stage], z: torch.Tensor, *, method: str, mode
             residual = residual - with_value_of(out.z_q, hard)
         else:
             residual = residual - out.z_q
-        if kept is None:
-            mask = torch.ones(batch, device=z.device, dtype=z.dtype)
+        if kept is None:  # every example keeps every stage
             total = total + out.z_q
+            commitment = commitment + per_example(out.commitment_loss, batch, z.device).mean()
+            codebook = codebook + per_example(out.codebook_loss, batch, z.device).mean()
         else:
             mask = (kept > i).to(z.dtype)
             total = total + out.z_q * mask.reshape(-1, *([1] * (z.dim() - 1)))
-        commitment = commitment + (_per_example(out.commitment_loss, batch, z) * mask).mean()
-        codebook = codebook + (_per_example(out.codebook_loss, batch, z) * mask).mean()
+            commitment = commitment + (per_example(out.commitment_loss, batch, z.device) * mask).mean()
+            codebook = codebook + (per_example(out.codebook_loss, batch, z.device) * mask).mean()
         aux = aux + out.aux_loss
         codes.append(out.codes)
         if out.latents is not None:
