@@ -172,6 +172,11 @@ ABLATIONS = {
                   ("diveq_spectral", "diveq", [], "objective/diveq_spectral"),
                   ("diveq_mpd", "diveq", ["--num_iters", "272", "--ExponentialLR.gamma", "0.991570",
                                           "--save_iters", "[]"], "objective/diveq_mpd")],
+    # The quickstart's optimizer and warm-up against the cpu size's, scaled to its 300 steps (issue: the
+    # quickstart codec on unheard voices). Only the quickstart size has these confs.
+    "schedule": [("diveq_conf", "diveq", []),
+                 ("diveq_lr", "diveq", [], "schedule/diveq_lr"),
+                 ("diveq_lr_warmup", "diveq", [], "schedule/diveq_lr_warmup")],
 }
 
 

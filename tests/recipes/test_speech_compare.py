@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.conftest import run_python
+from tests.conftest import ROOT, run_python
 
 pytestmark = pytest.mark.slow  # launches the recipe
 
@@ -241,6 +241,32 @@ def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, 
                   "--root", str(tmp_path / "qruns"))
     assert result.returncode == 2 and "conf/quickstart/objective/diveq_stft.yml" in result.stderr
     assert "Traceback" not in result.stderr and not (tmp_path / "qruns").exists()
+
+
+def test_the_schedule_ablation_scales_the_cpu_schedule_to_the_quickstart_budget(tmp_path, monkeypatch):
+    from dac_diveq.training.config import load_yml
+
+    recipe = _recipe()
+    argv = ["--size", "quickstart", "--ablation", "schedule", "--seeds", "0", "--report", str(tmp_path / "r"),
+            "--root", str(tmp_path / "runs"), "--force", "--no_headline"]
+    monkeypatch.setattr(recipe, "ablation_baseline", lambda *args: "")  # reads evaluations the fake run never wrote
+    code, commands = _commands(recipe, monkeypatch, argv)
+    trainings = [c for c in commands if "scripts/train.py" in c]
+    confs = {c[c.index("--save_path") + 1].split("/")[-2]: c[c.index("--args.load") + 1] for c in trainings}
+    assert code == 0 and confs == {"diveq_conf": "conf/quickstart/diveq.yml",
+                                   "diveq_lr": "conf/quickstart/schedule/diveq_lr.yml",
+                                   "diveq_lr_warmup": "conf/quickstart/schedule/diveq_lr_warmup.yml"}
+    steps = int(trainings[0][trainings[0].index("--num_iters") + 1])
+    base, lr, warmup = (load_yml(ROOT / confs[name]) for name in ("diveq_conf", "diveq_lr", "diveq_lr_warmup"))
+    # the cpu size's rule: 1e-3 falling 10x over the run, whatever the run's length
+    assert lr["AdamW.lr"] == warmup["AdamW.lr"] == 1e-3 and lr["AdamW.lr"] != base["AdamW.lr"]
+    assert lr["ExponentialLR.gamma"] ** steps == pytest.approx(0.1, rel=1e-4)
+    # the warm-up is the one difference between the last two variants
+    assert {k for k in warmup if warmup[k] != lr.get(k)} == {"DiVeQDAC.skip_iters", "DiVeQDAC.avg_iters", "save_path"}
+    assert 0 < warmup["DiVeQDAC.avg_iters"] <= warmup["DiVeQDAC.skip_iters"] < steps
+    # every ablation reads the dev set only
+    evaluations = [c for c in commands if "scripts/evaluate.py" in c]
+    assert evaluations and all(c[c.index("--input") + 1] == "data/speech/dev" for c in evaluations)
 
 
 def test_the_long_size_trains_to_a_milestone_and_evaluates_each_milestone_checkpoint(tmp_path, monkeypatch):
