@@ -14,9 +14,10 @@ from dac_diveq.training import checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Recipe method names -> conf file stems: the quantizer methods' own names (the rotation trick is
-#: ``rotation`` everywhere: method, conf files, run folders).
+#: ``rotation`` everywhere: method, conf files, run folders), the paper's and the baselines codec work
+#: compares with since (FSQ, SimVQ: conf/{fsq,simvq}.yml and conf/image/vqvae_{fsq,simvq}.yml at every size).
 METHOD_CONF = {name: name for name in ("ste", "rotation", "ema", "gumbel", "nsvq", "diveq", "diveq_detach",
-                                       "sf_diveq", "sf_diveq_detach")}
+                                       "sf_diveq", "sf_diveq_detach", "fsq", "simvq")}
 
 
 def shown(cmd: list) -> str:

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from common import METHOD_CONF, ROOT, finished, run, write_commands
 
+from dac_diveq.quantize.fsq import levels_for_bits
+
 PY = sys.executable
 # Same budget for every run of a size. quickstart: 32x32 crops, 8x8 codes (CPU, ~1 min per run);
 # gpu: 128x128 crops with the Table 3 widths and 3 downsamplings (16x16 codes).
@@ -41,6 +43,16 @@ def num_iters(size: dict, conf: Path) -> int:
             if line.startswith("num_iters:"):
                 return int(line.split(":")[1])
     raise ValueError(f"{conf}: no num_iters")
+
+
+def codebook_of(method: str, bits: int) -> list:
+    """The overrides that give a run ``bits`` bits per code: a codebook of ``2 ** bits`` entries, or
+    for FSQ a grid of exactly as many points (levels of 4 and 8, the latents' dimension one per level)."""
+    if method == "fsq":
+        levels = levels_for_bits(bits)
+        return ["--VQVAE.fsq_levels", str(list(levels)), "--VQVAE.codebook_size", 2 ** bits,
+                "--VQVAE.codebook_dim", len(levels)]
+    return ["--VQVAE.codebook_size", 2 ** bits]
 
 
 def with_lpips_loss(conf: Path, root: Path) -> Path:
@@ -124,6 +136,9 @@ def main(argv=None) -> int:
     if any(not 1 <= b <= 16 for b in bits):
         print(f"error: --bits {bits}: each must lie in 1..16", file=sys.stderr)
         return 2
+    if "fsq" in args.methods and min(bits) < 2:
+        print(f"error: --bits {bits}: FSQ needs at least 2 bits per code (4 levels)", file=sys.stderr)
+        return 2
     lpips = ["--lpips_weights", args.lpips_weights] if args.lpips_weights else []
     budget = ["--num_iters", str(args.num_iters)] if args.num_iters else []
 
@@ -142,7 +157,7 @@ def main(argv=None) -> int:
                     print(f"skip training {save_path}: finished", flush=True)
                 else:
                     run([PY, "scripts/train_image.py", "--args.load", conf, "--save_path", save_path,
-                         "--seed", seed, "--VQVAE.codebook_size", 2 ** b, "--resume", "auto",
+                         "--seed", seed, *codebook_of(method, b), "--resume", "auto",
                          *size["overrides"], *budget, *lpips], log)
                 eval_dir = save_path / "eval"
                 if not (ROOT / eval_dir / "summary.json").exists():

@@ -48,6 +48,23 @@ def check_levels(levels: Sequence[int], codebook_size: int, dim: int) -> tuple[i
     return levels
 
 
+def levels_for_bits(bits: int) -> tuple[int, ...]:
+    """FSQ levels whose grid has exactly ``2 ** bits`` codewords, for comparisons at equal bits per
+    code with a codebook of ``2 ** bits`` entries.
+
+    Levels are 8 (3 bits) and 4 (2 bits), as many 8s as the parity allows: the paper's recommended
+    grids use 5-8 levels per dimension, and only powers of two give a whole number of bits
+    (e.g. 4 -> [4, 4], 6 -> [8, 8], 8 -> [8, 8, 4], 10 -> [8, 8, 4, 4]).
+
+    Raises:
+        ConfigError: ``bits`` below 2 (a grid needs at least 3 levels per dimension).
+    """
+    if bits < 2:
+        raise ConfigError(f"FSQ needs at least 2 bits per code (4 levels), got {bits}")
+    eights = bits // 3 if (bits % 3) % 2 == 0 else bits // 3 - 1
+    return (8,) * eights + (4,) * ((bits - 3 * eights) // 2)
+
+
 def _half_width(levels: torch.Tensor) -> torch.Tensor:
     return torch.div(levels, 2, rounding_mode="floor")
 

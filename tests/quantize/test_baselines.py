@@ -85,6 +85,19 @@ def test_fsq_errors_are_one_line():
         Quantizer(1000, 4, "ste", fsq_levels=[8, 5, 5, 5])
 
 
+@pytest.mark.parametrize("bits", range(2, 17))
+def test_fsq_levels_for_bits_give_exactly_that_many_bits_per_code(bits):
+    levels = fsq.levels_for_bits(bits)
+    assert math.prod(levels) == 2 ** bits and set(levels) <= {4, 8}
+    stage = Quantizer(2 ** bits, len(levels), "fsq", fsq_levels=list(levels))  # a grid the core accepts
+    assert stage.weight.shape == (2 ** bits, len(levels)) and torch.unique(stage.weight, dim=0).shape[0] == 2 ** bits
+
+
+def test_fsq_levels_for_bits_refuses_a_grid_below_four_levels():
+    with pytest.raises(ValueError, match="at least 2 bits"):
+        fsq.levels_for_bits(1)
+
+
 def test_fsq_warm_up_passes_latents_through_and_leaves_the_grid():
     stage = Quantizer(125, 3, "fsq", fsq_levels=[5, 5, 5], skip_iters=2, avg_iters=1)
     grid = stage.weight.clone()

@@ -1,6 +1,7 @@
 """The image comparison recipe: command-line errors, and one real tiny comparison end to end."""
 import pytest
 
+from dac_diveq.image.io import load_stage1
 from tests.conftest import run_python
 
 pytestmark = pytest.mark.slow  # launches the recipe (and trains)
@@ -27,9 +28,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path, args, message):
 
 @pytest.mark.timeout(600)
 def test_tiny_comparison_end_to_end_and_rerun_skips(tmp_path):
-    """Two methods x one bit rate, a few steps each: trains, evaluates, reports; a re-run trains nothing."""
+    """Four methods (two baselines) x one bit rate, a few steps each: trains, evaluates, reports; a
+    re-run trains nothing."""
     root, report = tmp_path / "runs", tmp_path / "report"
-    args = ["--methods", "ste", "diveq", "--bits", "4", "--root", str(root), "--report", str(report)]
+    args = ["--methods", "ste", "diveq", "fsq", "simvq", "--bits", "4", "--root", str(root), "--report", str(report)]
     result = _run(*args, "--num_iters", "6", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     text = (report / "README.md").read_text()
@@ -41,8 +43,12 @@ def test_tiny_comparison_end_to_end_and_rerun_skips(tmp_path):
         for figure in ("reconstructions", "codebook_vs_latents"):
             assert (report / f"{figure}_{method}.png").read_bytes()[:4] == b"\x89PNG"
             assert f"]({figure}_{method}.png)" in text
-    for method in ("ste", "diveq"):
+    for method in ("ste", "diveq", "fsq", "simvq"):
         assert (root / method / "bits4" / "seed0" / "eval" / "summary.json").is_file()
+        assert f"| {method} | 3 × " not in text and f"| {method} | 1 × " in text  # one row per method, one seed
+    # FSQ at 4 bits per code: a grid of exactly 16 points, [4, 4] levels on 2-dimensional latents
+    fsq_run = load_stage1(root / "fsq" / "bits4" / "seed0")
+    assert list(fsq_run.quantizer.vq.fsq_levels) == [4, 4] and fsq_run.codebook_dim == 2
     again = _run(*args, "--num_iters", "6", "--force", timeout=600)
     assert again.returncode == 0 and "scripts/train_image.py" not in again.stdout
-    assert again.stdout.count("skip training") == 2
+    assert again.stdout.count("skip training") == 4
