@@ -96,9 +96,6 @@ INIT_PROTOCOLS = {"package": [], "warmup": ["--DiVeQDAC.skip_iters", "200", "--D
                   "none": ["--DiVeQDAC.skip_iters", "0"],
                   # EnCodec's: codebooks = k-means of the first batch's latents, no warm-up.
                   "kmeans": ["--DiVeQDAC.skip_iters", "0", "--DiVeQDAC.kmeans_init"]}
-#: The speech track's methods: the paper's and the baselines codec work compares with (FSQ, SimVQ:
-#: conf/{fsq,simvq}.yml at every size; the image track has no confs for them yet).
-SPEECH_METHOD_CONF = {**METHOD_CONF, "fsq": "fsq", "simvq": "simvq"}
 #: Methods without a learned codebook to initialise (FSQ's grid, SimVQ's frozen basis).
 NO_KMEANS = ("fsq", "simvq")
 #: The prepared reference sets (data/speech/<name>, see dac_diveq.data.heldout).
@@ -146,6 +143,8 @@ SIZES = {
     "gpu": {"conf": "conf", "overrides": ["--num_iters", "3000", "--valid_freq", "1000", "--batch_size", "32",
                                           "--save_iters", "[]", "--num_workers", "8"],
             "eval": {"test": "data/corpora/librispeech/16000/test_list"},
+            # Released DAC and EnCodec scored on LibriSpeech test-clean: reference rows beside Opus.
+            "published": "dac_diveq/data/corpora/librispeech_test_clean_published.json",
             "prepare": [["--corpus", "libritts", "--download", "--subsets", "train-clean-100", "dev-clean"],
                         ["--corpus", "librispeech", "--download", "--subsets", "test-clean"]]},
 }
@@ -292,17 +291,17 @@ def main(argv=None) -> int:
             # The first variant stays the baseline of the report (its kept runs are reported).
             variants = [v for v in variants if v[0] in args.variants]
     else:
-        unknown = [m for m in args.methods if m not in SPEECH_METHOD_CONF]
+        unknown = [m for m in args.methods if m not in METHOD_CONF]
         if unknown:
-            print(f"error: unknown methods {unknown}; choose from {sorted(SPEECH_METHOD_CONF)}", file=sys.stderr)
+            print(f"error: unknown methods {unknown}; choose from {sorted(METHOD_CONF)}", file=sys.stderr)
             return 2
         refused = [m for m in args.methods if m in NO_KMEANS] if args.init == "kmeans" else []
         if refused:
             print(f"error: --init kmeans initialises learned codebooks; {refused} have none", file=sys.stderr)
             return 2
-        variants = [(m, m, [], SPEECH_METHOD_CONF[m]) for m in args.methods]
+        variants = [(m, m, [], METHOD_CONF[m]) for m in args.methods]
 
-    confs = [f"{size['conf']}/{own_conf[0] if own_conf else SPEECH_METHOD_CONF[method]}.yml"
+    confs = [f"{size['conf']}/{own_conf[0] if own_conf else METHOD_CONF[method]}.yml"
              for _, method, _, *own_conf in variants]
     for (label, *_), conf in zip(variants, confs):
         if not (ROOT / conf).is_file():
@@ -375,6 +374,8 @@ def main(argv=None) -> int:
         notes = write_steps_notes(ROOT / report, eval_name, notes)
     if notes.is_file():
         report_cmd += ["--notes", repo_relative(notes)]
+    if size.get("published") and not args.ablation:
+        report_cmd += ["--published", size["published"]]
     if args.ablation:
         first = ABLATIONS[args.ablation][0][0]
         baseline = ablation_baseline(eval_dirs, root / first, report / "runs" / first)

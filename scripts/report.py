@@ -47,12 +47,16 @@ def parse_args(argv: Optional[Sequence[str]]) -> tuple[ReportOptions, bool]:
     parser.add_argument("--force", action="store_true",
                         help="write into an existing folder (only the report's own README.md, headline.md and "
                              "figures are replaced; other files stay)")
+    parser.add_argument("--published", type=Path, default=None,
+                        help="JSON file of published figures of released codecs, shown as reference rows "
+                             "(e.g. dac_diveq/data/corpora/librispeech_test_clean_published.json)")
     parser.add_argument("--print-headline", action="store_true",
                         help="also print the headline (top-bitrate table, verdict summary; always written "
                              "to headline.md) to stdout")
     args = parser.parse_args(argv)
     options = ReportOptions(output=args.output, runs=args.runs, runs_glob=args.runs_glob, baselines=args.baselines,
-                            title=args.title, commands=args.commands, notes=args.notes, alpha=args.alpha, force=args.force)
+                            title=args.title, commands=args.commands, notes=args.notes, alpha=args.alpha, force=args.force,
+                            published=args.published)
     return options, args.print_headline
 
 

@@ -18,6 +18,7 @@ from ..training import userfiles
 from ..training.checkpoint import atomic_path
 from . import labels, markdown, plots
 from .runs import DOMAINS, Domain, Group, Run, common_domain, find_run_dirs, group_runs, load_run, read_text
+from .published import load_published
 from .tensorboard import CURVES_FILE, training_curves
 
 #: Dataset-level metrics read from summary.json (one value per run and setting).
@@ -40,6 +41,8 @@ class ReportOptions:
             embedded as the section "About these runs".
         alpha: significance level.
         force: write into an existing report folder (replacing the report's own files only).
+        published: a file of published figures of released codecs, shown as reference rows
+            (:mod:`~dac_diveq.report.published`).
     """
 
     output: Path
@@ -51,6 +54,7 @@ class ReportOptions:
     notes: Optional[Path] = None
     alpha: float = 0.05
     force: bool = False
+    published: Optional[Path] = None
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -227,13 +231,21 @@ def build_report(options: ReportOptions, command: str, runs: Optional[list[Run]]
         notes = read_text(Path(options.notes)).strip()
         # The notes' own headings sit below this section's.
         parts += ["## About these runs\n", re.sub(r"^(#+) ", r"\1## ", notes, flags=re.M) + "\n"]
-    parts += [f"## Results per {domain.setting_noun}\n", markdown.results_tables(groups, table_metrics)]
+    published = load_published(options.published) if options.published is not None else None
+    figures = published.figures if published else ()
+    parts += [f"## Results per {domain.setting_noun}\n", markdown.results_tables(groups, table_metrics,
+                                                                                published=figures)]
+    if published:
+        parts += ["### Published figures of released codecs\n", markdown.published_sources(figures, published.about)]
     dataset_level = markdown.summary_metric_table(groups, SUMMARY_METRICS)
     if dataset_level:
         parts += ["## Dataset-level metrics\n", "One value per run (from `summary.json`); mean ± 95% t-interval "
                   "over seeds.\n", dataset_level]
     top = max((int(s) for g in codec for s in g.settings()), default=None)
-    headline = [markdown.results_tables(groups, table_metrics, only=[top])] if top is not None else []
+    headline = ([markdown.results_tables(groups, table_metrics, only=[top], published=figures)]
+                if top is not None else [])
+    if headline and figures:
+        headline.append("Published figures: " + markdown.published_sources(figures).replace("\n", " ").strip() + "\n")
     parts.append("## Paired comparisons against baselines\n")
     if not baselines:
         parts.append("No baseline run present (looked for: "

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from dac_diveq.report import labels
+from dac_diveq.report.published import PublishedFigure
 from dac_diveq.report.runs import Domain, Group, Run, common_domain, higher_is_better, paired_values
 from dac_diveq.report.stats import holm, mean_ci, paired_comparison, unpaired_comparison, verdict
 
@@ -103,17 +104,19 @@ def _nearest(settings: Sequence[int], rates: dict[int, float], bitrate: float) -
 
 
 def results_tables(groups: Sequence[Group], metrics: Sequence[str],
-                   only: Optional[Sequence[int]] = None) -> str:
+                   only: Optional[Sequence[int]] = None, published: Sequence[PublishedFigure] = ()) -> str:
     """One table per setting (number of quantizers, or bits per code): methods x metrics,
     "mean ± 95% CI half-width".
 
-    Reference codecs (Opus) are added, in italics and outside the bold ranking, to the table
-    whose rate is nearest to theirs.
+    Reference codecs (Opus) and published figures of released codecs are added, in italics and
+    outside the bold ranking, to the table whose rate is nearest to theirs.
 
     Args:
         groups: method groups.
         metrics: metric columns to show.
         only: restrict the tables to these settings (default: all).
+        published: published figures (their sources are numbered in the order given, as in
+            :func:`published_sources`).
 
     Returns:
         Markdown text.
@@ -128,6 +131,11 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str],
                 target = _nearest(settings, rates, group.bitrate(setting))
                 if target is not None:
                     references.setdefault(target, []).append((group, setting))
+    printed: dict[int, list[tuple[int, PublishedFigure]]] = {}
+    for number, figure in enumerate(published, 1):
+        target = _nearest(settings, rates, figure.kbps)
+        if target is not None:
+            printed.setdefault(target, []).append((number, figure))
     out = []
     for setting in settings:
         if only is not None and setting not in only:
@@ -158,11 +166,30 @@ def results_tables(groups: Sequence[Group], metrics: Sequence[str],
             expected = len(group.runs_at(ref_setting)) * n_files
             row += [f"*{_ci_text(mean_ci(group.pooled(ref_setting, m)), expected)}*" for m in metrics]
             rows.append(row)
+        for number, figure in printed.get(setting, []):
+            rate = f"{fmt(figure.kbps, domain.rate_digits)} {domain.rate_unit}"
+            rows.append([f"*{figure.codec} @ {rate} (published [{number}])*", "published"]
+                        + [f"*{figure.values[m]:g}*" if m in figure.values else "n/a" for m in metrics])
         header = ["method", "seeds × files"] + [
             f"{labels.name(m)} {'↑' if higher_is_better(m) else '↓'}" for m in metrics]
         out.append(table(header, rows))
         out.append(per_seed_table(codec, metrics, setting))
     return "\n".join(o for o in out if o)
+
+
+def published_sources(published: Sequence[PublishedFigure], about: str = "") -> str:
+    """The numbered sources of the published rows, with what the file says they are.
+
+    Args:
+        published: the figures, in the order :func:`results_tables` numbered them.
+        about: the file's own description (what the figures are, how they compare).
+    """
+    if not published:
+        return ""
+    lines = [about + "\n"] if about else []
+    lines += [f"{number}. {figure.codec} at {fmt(figure.kbps, 2)} kbps: {figure.source}; {figure.test_set}."
+              for number, figure in enumerate(published, 1)]
+    return "\n".join(lines) + "\n"
 
 
 #: Metrics of the per-seed tables (those present; the pooled tables show every metric).

@@ -314,3 +314,7 @@ def test_the_gpu_size_prepares_the_corpora_and_reports_on_the_standard_test_list
     assert not any("--train/build_dataset.folders" in c for c in trainings)  # the confs' LibriTTS
     evals = {c[c.index("--input") + 1] for c in commands if "scripts/evaluate.py" in c}
     assert evals == {"data/corpora/librispeech/16000/test_list"}
+    # the released DAC and EnCodec, scored on test-clean by a paper, beside Opus in the report
+    reports = [c for c in commands if "scripts/report.py" in c]
+    published = reports[0][reports[0].index("--published") + 1]
+    assert published == "dac_diveq/data/corpora/librispeech_test_clean_published.json" and (ROOT / published).is_file()

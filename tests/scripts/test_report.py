@@ -236,3 +236,52 @@ def test_a_forced_report_over_a_malformed_run_leaves_the_old_report_whole(runs, 
     assert load_script().main(["--runs", *map(str, runs), "--output", str(out), "--force"]) == 2
     assert "malformed (codebook" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+
+
+PUBLISHED = conftest.ROOT / "dac_diveq" / "data" / "corpora" / "librispeech_test_clean_published.json"
+
+
+def test_published_figures_are_reference_rows_at_the_nearest_bitrate_with_their_sources(runs, tmp_path, capsys):
+    report = load_script()
+    out = tmp_path / "report"
+    assert report.main(["--runs", *map(str, runs), "--output", str(out), "--published", str(PUBLISHED),
+                        "--print-headline"]) == 0
+    text = (out / "README.md").read_text()
+    six = text.split("### 12 quantizers (6.00 kbps)")[1].split("###")[0]
+    two = text.split("### 4 quantizers (2.00 kbps)")[1].split("###")[0]
+    # DAC and EnCodec at 6 kbps beside the 6-kbps table, the 1- and 1.5-kbps figures beside the 2-kbps one
+    dac = next(line for line in six.splitlines() if line.startswith("| *DAC 16 kHz"))
+    assert "@ 6.00 kbps (published [1])*" in dac and "*4.01*" in dac and "*0.95*" in dac and "| published |" in dac
+    assert "| *EnCodec 24 kHz (released, 8 codebooks) @ 6.00 kbps (published [3])*" in six
+    assert "(published [2])" in two and "(published [4])" in two and "(published [1])" not in two
+    # a metric the paper did not report is n/a, never a made-up value; the rows are not ranked
+    assert dac.count("n/a") == dac.count("|") - 2 - 3 - 1
+    assert "**" not in dac
+    sources = text.split("### Published figures of released codecs")[1]
+    assert "1. DAC 16 kHz (released dac_16khz, 12 codebooks) at 6.00 kbps: Ye et al. 2025, Llasa, " \
+           "arXiv:2502.04128, Table 1; LibriSpeech test-clean, 2,620 utterances." in sources
+    assert "not a paired comparison" in sources
+    headline = (out / "headline.md").read_text()
+    assert "(published [1])" in headline and "Published figures: " in headline and "arXiv:2502.04128" in headline
+    # the published rows are not in the paired tests
+    assert "DAC 16 kHz" not in text.split("## Paired comparisons against baselines")[1].split("## Provenance")[0]
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{", "cannot read published figures"),
+    ('{"figures": []}', "non-empty 'figures'"),
+    ('{"figures": [{"codec": "X", "kbps": 6, "values": {"pesq": 4.0}, "test_set": "t", "source": "s"}]}',
+     "unknown metrics ['pesq']"),
+    ('{"figures": [{"codec": "X", "kbps": 6, "values": {"stoi": "high"}, "test_set": "t", "source": "s"}]}',
+     "finite numbers"),
+    ('{"figures": [{"codec": "X", "kbps": 6, "values": {"stoi": 0.9}, "test_set": "t"}]}', "lacks source"),
+])
+def test_a_bad_published_file_is_a_one_line_error_and_writes_nothing(runs, tmp_path, capsys, content, message):
+    report = load_script()
+    bad = tmp_path / "published.json"
+    bad.write_text(content)
+    out = tmp_path / "report"
+    assert report.main(["--runs", *map(str, runs), "--output", str(out), "--published", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(bad) in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (out / "README.md").exists()
