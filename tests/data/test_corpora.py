@@ -176,6 +176,29 @@ def test_a_full_disk_is_reported_before_downloading(fake_daps_server, tmp_path, 
     assert not (tmp_path / "out" / "daps").exists()
 
 
+def test_an_extracted_copy_needs_the_disk_its_own_files_take(tmp_path, monkeypatch):
+    """A copy of "train-clean-100" that holds a few files needs a few files' worth of disk, not the
+    12 GB the subset's official hours would: the check reads the copy (and the host's free disk
+    does not decide whether a small copy can be prepared)."""
+    usage = namedtuple("usage", "total used free")
+    source = make_fake_corpus("librispeech", tmp_path / "src")
+    held = sum(p.stat().st_size for subset in ("train-clean-100", "dev-clean")
+               for p in (source / "LibriSpeech" / subset).rglob("*.flac"))
+    assert held < 10**6  # a few files
+    for free, fits in ((2 * held, True), (held // 2, False)):
+        monkeypatch.setattr(dl.shutil, "disk_usage", lambda path, free=free: usage(10**12, 10**12 - free, free))
+        out = tmp_path / f"out{free}"
+        if fits:
+            prepare_corpus("librispeech", source=source, subsets=["train-clean-100", "dev-clean"], output=out,
+                           progress=False, log=lambda line: None)
+            assert (out / "librispeech" / "16000" / "train").is_dir()
+        else:
+            with pytest.raises(CorpusError, match="not enough disk space") as error:
+                prepare_corpus("librispeech", source=source, subsets=["train-clean-100", "dev-clean"], output=out,
+                               progress=False, log=lambda line: None)
+            assert "\n" not in str(error.value) and not (out / "librispeech" / "16000").exists()
+
+
 def test_a_download_is_verified_extracted_prepared_and_recorded(fake_daps_server, tmp_path):
     lines = []
     folders = prepare_corpus("daps", download_=True, output=tmp_path / "out", progress=False, log=lines.append)

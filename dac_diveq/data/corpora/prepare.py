@@ -97,6 +97,15 @@ def prepared_bytes(corpus: Corpus, subsets: Sequence[str], rates: Sequence[int])
     return int(sum(corpus.hours(tuple(subsets)) * 3600 * rate * 2 * FLAC_RATIO for rate in rates))
 
 
+def copy_prepared_bytes(corpus: Corpus, utterances: Sequence[Utterance], rates: Sequence[int]) -> int:
+    """Disk the prepared audio of an extracted copy can take: the copy's own audio files, scaled by
+    each rate over the corpus's, plus a tenth (16-bit FLAC at a rate no higher than the source is no
+    larger than the source's FLAC or WAV). Measured on the copy, not estimated from the corpus's
+    official hours: a partial copy needs what it holds."""
+    size = sum(u.path.stat().st_size for u in utterances)
+    return int(1.1 * sum(size * rate / corpus.native_rate for rate in rates))
+
+
 def command(corpus: Corpus, subsets: Optional[Sequence[str]] = None, rates: Sequence[int] = DEFAULT_RATES) -> str:
     """The command line that prepares ``corpus`` from its official location."""
     parts = ["python scripts/prepare_data.py", "--corpus", corpus.name, "--download"]
@@ -439,10 +448,11 @@ def prepare_corpus(name: str, source: Optional[PathLike] = None, download_: bool
         if all(p.is_file() for p in local.values()):  # the official archives, not yet extracted
             roots, archives = unpack_local(corpus, local, cache_dir, rates, log)
         else:
-            check_disk(root, prepared_bytes(corpus, subsets, rates),
-                       f"{corpus.name} at {', '.join(map(str, rates))} Hz")
             roots, archives = [src], {}
     utterances = list_utterances(corpus, roots, subsets)
+    if not download_ and not archives:  # an extracted copy: its own files bound the output
+        check_disk(root, copy_prepared_bytes(corpus, utterances, rates),
+                   f"{corpus.name} at {', '.join(map(str, rates))} Hz")
     splits = assign_splits(corpus, utterances)
     sexes = _speaker_sexes(roots)
     summary: Dict[str, dict] = {}
