@@ -120,16 +120,18 @@ def default_file_mode() -> int:
 
 
 def processor() -> str:
-    """The machine's processor in words: the CPU model and, when CUDA is available, the GPU's name.
-    Machines differ between sittings (a step's time changes 2-3x with native bf16), so every run and
-    report says which one it ran on."""
+    """The machine's processor in words: the CPU model, its cores and whether it computes bfloat16
+    natively (AVX512-BF16 or AMX: ``amp: auto`` trains in bf16 there), and, when CUDA is available,
+    the GPU's name. Machines differ between sittings (a step's time changes 2-3x with native bf16),
+    so every run and report says which one it ran on."""
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as handle:
             name = next((line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), name)
     except OSError:  # not Linux
         pass
-    cpu = f"{name} ({os.cpu_count()} cores)"
+    bf16 = ", native bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ""
+    cpu = f"{name} ({os.cpu_count()} cores{bf16})"
     return f"{torch.cuda.get_device_name()}, {cpu}" if torch.cuda.is_available() else cpu
 
 

@@ -58,7 +58,7 @@ def test_evaluation_summaries_carry_the_training_and_their_own_environment(tmp_p
 def test_environment_is_plain_data():
     env = checkpoint.environment()
     assert type(env["torch"]) is str and type(env["numpy"]) is str and type(env["threads"]) is int
-    assert type(env["processor"]) is str and f"({os.cpu_count()} cores)" in env["processor"]
+    assert type(env["processor"]) is str and f"({os.cpu_count()} cores" in env["processor"]
 
 
 def test_the_processor_is_the_cpu_model_linux_names():
@@ -68,4 +68,7 @@ def test_the_processor_is_the_cpu_model_linux_names():
     if models:  # Linux on x86 names its CPU model there (CI and this project's machines)
         assert checkpoint.processor().startswith(models[0])
     else:
-        assert checkpoint.processor().endswith(f"({os.cpu_count()} cores)")
+        assert f"({os.cpu_count()} cores" in checkpoint.processor()
+    # whether bf16 is native decides what amp: auto does and how fast a step is
+    native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert checkpoint.processor().endswith(f"({os.cpu_count()} cores{', native bf16' if native else ''})")
