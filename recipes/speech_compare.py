@@ -65,10 +65,18 @@ def keep_evaluation(eval_dir: Path, save_path: Path, kept: Path, variant: str = 
     for name in KEPT_FILES:
         if (eval_dir / name).is_file():
             shutil.copy2(eval_dir / name, kept / name)
-    if variant and (kept / "summary.json").is_file():
-        summary = json.loads((kept / "summary.json").read_text())
-        write_atomic(kept / "summary.json", json.dumps({**summary, "variant": variant}, indent=2) + "\n")
+    if variant:
+        stamp_variant(kept / "summary.json", variant)
     return kept
+
+
+def stamp_variant(summary: Path, variant: str) -> None:
+    """Record an ablation's ``variant`` name in an evaluation's summary (where there is one): the
+    report labels the runs by it rather than by a list of the options that differ."""
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        if data.get("variant") != variant:
+            write_atomic(summary, json.dumps({**data, "variant": variant}, indent=2) + "\n")
 
 def repo_relative(path: Path) -> Path:
     """``path`` relative to the repository when inside it (the report shows short paths), else itself."""
@@ -171,11 +179,11 @@ ABLATIONS = {
                   ("diveq_spectral", "diveq", [], "objective/diveq_spectral"),
                   ("diveq_mpd", "diveq", ["--num_iters", "272", "--ExponentialLR.gamma", "0.991570",
                                           "--save_iters", "[]"], "objective/diveq_mpd")],
-    # The quickstart's optimizer and warm-up against the cpu size's, scaled to its 300 steps (issue: the
-    # quickstart codec on unheard voices). Only the quickstart size has these confs.
-    "schedule": [("diveq_conf", "diveq", []),
-                 ("diveq_lr", "diveq", [], "schedule/diveq_lr"),
-                 ("diveq_lr_warmup", "diveq", [], "schedule/diveq_lr_warmup")],
+    # The quickstart's schedule: the constant 3e-4 it had, then the cpu size's 1e-3 falling 10x without
+    # and with DiVeQ's warm-up (the quickstart conf since). Only the quickstart size has these confs.
+    "schedule": [("diveq_lr3e-4", "diveq", [], "schedule/diveq_lr3e-4"),
+                 ("diveq_lr1e-3", "diveq", [], "schedule/diveq_lr1e-3"),
+                 ("diveq_lr1e-3_warmup", "diveq", [])],
 }
 
 
@@ -354,6 +362,8 @@ def main(argv=None) -> int:
                 reference = eval_dir / "opus"  # the Opus reference rows, scored once
             if size.get("keep_runs"):
                 keep_evaluation(ROOT / eval_dir, ROOT / save_path, kept, label if args.ablation else "")
+            elif args.ablation:
+                stamp_variant(ROOT / eval_dir / "summary.json", label)
     if size.get("keep_runs"):
         if reference is not None:
             keep_evaluation(ROOT / reference, ROOT / reference, ROOT / report / "runs" / "opus" / eval_name)

@@ -1,5 +1,6 @@
 """The comparison recipe's command line (its training/evaluation/report steps are tested in
 tests/codec, tests/scripts; the full recipe runs in minutes, see reports/)."""
+import json
 import subprocess
 import sys
 
@@ -55,6 +56,21 @@ def test_kept_evaluations_carry_their_training_curves(tmp_path):
     kept = recipe.keep_evaluation(eval_dir, run, tmp_path / "report" / "runs" / "diveq" / "seed0" / "eval")
     assert sorted(p.name for p in kept.iterdir()) == ["curves.json", "per_file.csv", "summary.json"]
     assert '"val/stoi"' in (kept / "curves.json").read_text()
+
+
+def test_an_ablation_evaluation_is_labelled_by_its_variant_at_every_size(tmp_path):
+    recipe = _recipe()
+    summary = tmp_path / "eval" / "summary.json"
+    recipe.stamp_variant(summary, "diveq_lr")  # no evaluation yet: nothing written
+    assert not summary.exists()
+    summary.parent.mkdir()
+    summary.write_text('{"method": "diveq", "seed": 0}\n')
+    recipe.stamp_variant(summary, "diveq_lr")
+    assert json.loads(summary.read_text()) == {"method": "diveq", "seed": 0, "variant": "diveq_lr"}
+    from dac_diveq.report.runs import group_runs, load_run
+
+    (summary.parent / "per_file.csv").write_text("file,n_quantizers,bitrate_kbps,stoi\na.wav,12,6.0,0.7\n")
+    assert [g.label for g in group_runs([load_run(summary.parent)])] == ["diveq_lr"]
 
 
 def test_a_kept_evaluation_is_not_trained_again_on_a_fresh_machine(tmp_path, monkeypatch):
@@ -243,7 +259,7 @@ def test_the_objective_ablation_trains_each_variant_with_its_own_conf(tmp_path, 
     assert "Traceback" not in result.stderr and not (tmp_path / "qruns").exists()
 
 
-def test_the_schedule_ablation_scales_the_cpu_schedule_to_the_quickstart_budget(tmp_path, monkeypatch):
+def test_the_schedule_ablation_measures_the_quickstart_schedule_against_its_predecessor(tmp_path, monkeypatch):
     from dac_diveq.training.config import load_yml
 
     recipe = _recipe()
@@ -253,17 +269,18 @@ def test_the_schedule_ablation_scales_the_cpu_schedule_to_the_quickstart_budget(
     code, commands = _commands(recipe, monkeypatch, argv)
     trainings = [c for c in commands if "scripts/train.py" in c]
     confs = {c[c.index("--save_path") + 1].split("/")[-2]: c[c.index("--args.load") + 1] for c in trainings}
-    assert code == 0 and confs == {"diveq_conf": "conf/quickstart/diveq.yml",
-                                   "diveq_lr": "conf/quickstart/schedule/diveq_lr.yml",
-                                   "diveq_lr_warmup": "conf/quickstart/schedule/diveq_lr_warmup.yml"}
+    assert code == 0 and confs == {"diveq_lr3e-4": "conf/quickstart/schedule/diveq_lr3e-4.yml",
+                                   "diveq_lr1e-3": "conf/quickstart/schedule/diveq_lr1e-3.yml",
+                                   "diveq_lr1e-3_warmup": "conf/quickstart/diveq.yml"}
     steps = int(trainings[0][trainings[0].index("--num_iters") + 1])
-    base, lr, warmup = (load_yml(ROOT / confs[name]) for name in ("diveq_conf", "diveq_lr", "diveq_lr_warmup"))
-    # the cpu size's rule: 1e-3 falling 10x over the run, whatever the run's length
-    assert lr["AdamW.lr"] == warmup["AdamW.lr"] == 1e-3 and lr["AdamW.lr"] != base["AdamW.lr"]
-    assert lr["ExponentialLR.gamma"] ** steps == pytest.approx(0.1, rel=1e-4)
-    # the warm-up is the one difference between the last two variants
-    assert {k for k in warmup if warmup[k] != lr.get(k)} == {"DiVeQDAC.skip_iters", "DiVeQDAC.avg_iters", "save_path"}
-    assert 0 < warmup["DiVeQDAC.avg_iters"] <= warmup["DiVeQDAC.skip_iters"] < steps
+    old, lr, conf = (load_yml(ROOT / confs[name]) for name in ("diveq_lr3e-4", "diveq_lr1e-3", "diveq_lr1e-3_warmup"))
+    # the quickstart conf: the cpu size's rule, 1e-3 falling 10x over the run, over the run the recipe trains
+    assert conf["AdamW.lr"] == lr["AdamW.lr"] == 1e-3 and conf["num_iters"] == steps
+    assert conf["ExponentialLR.gamma"] ** steps == pytest.approx(0.1, rel=1e-4)
+    assert 0 < conf["DiVeQDAC.avg_iters"] <= conf["DiVeQDAC.skip_iters"] < steps
+    # the warm-up is the one difference between the last two variants; the first is the schedule it replaced
+    assert {k for k in conf if conf[k] != lr.get(k)} == {"DiVeQDAC.skip_iters", "save_path"}
+    assert old["AdamW.lr"] == 3e-4 and old["ExponentialLR.gamma"] ** steps > 0.99 and old["DiVeQDAC.skip_iters"] == 0
     # every ablation reads the dev set only
     evaluations = [c for c in commands if "scripts/evaluate.py" in c]
     assert evaluations and all(c[c.index("--input") + 1] == "data/speech/dev" for c in evaluations)
