@@ -28,7 +28,9 @@ FAST_MAINTENANCE = dict(replace_every=2, replace_every_after=2, replace_stop_bef
 
 def tiny_codec_conf(method: str, train: Path, val: Path, **keys: Any) -> str:
     """An argbind yml for ``scripts/train.py``: ``conf/quickstart/<method>.yml`` with a tiny DiVeQDAC,
-    small loss resolutions, 2 steps of 2 short excerpts, and the given data folders.
+    small loss resolutions, 2 steps of 2 short excerpts, and the given data folders. It quantizes from
+    the first step (the quickstart's 60-step warm-up would leave a 2-step run unquantized) unless
+    ``keys`` set ``DiVeQDAC.skip_iters``.
 
     Args:
         method: which quickstart conf to include.
@@ -40,6 +42,7 @@ def tiny_codec_conf(method: str, train: Path, val: Path, **keys: Any) -> str:
         "MelSpectrogramLoss.n_mels": [20, 40], "MelSpectrogramLoss.window_lengths": [128, 512],
         "MelSpectrogramLoss.mel_fmin": [0, 0], "MelSpectrogramLoss.mel_fmax": [None, None],
         "MultiScaleSTFTLoss.window_lengths": [512, 128],
+        "DiVeQDAC.skip_iters": 0,
         "batch_size": 2, "val_batch_size": 2, "num_iters": 2, "valid_freq": 1, "sample_freq": 0, "log_freq": 1,
         "train/AudioDataset.duration": 0.2, "val/AudioDataset.duration": 0.4, "val/AudioDataset.n_examples": 2,
         "prepare_embedded_data.root": "",
