@@ -96,13 +96,18 @@ def read_seed(weights: Path) -> Optional[int]:
 
 def seed_of(state: Optional[dict]) -> Optional[int]:
     """The ``seed`` of a trainer state's configuration text, or None."""
+    # The run's own ``seed`` first: a data option such as ``train/build_image_dataset.seed`` (the
+    # split's, the same for every run) may come before it.
     config = run_config(state)
     if config is None and state and isinstance(state.get("config"), str):
-        found = re.findall(r"['\"]([\w.]*seed)['\"]\s*:\s*(-?\d+)", state["config"])
-        return int(found[0][1]) if found else None
+        found = dict(re.findall(r"['\"]([\w./]*seed)['\"]\s*:\s*(-?\d+)", state["config"]))
+        value = found.get("seed", next(iter(found.values()), None))
+        return None if value is None else int(value)
     if isinstance(config, dict):
+        if isinstance(config.get("seed"), int) and not isinstance(config["seed"], bool):
+            return config["seed"]
         for key, value in config.items():
-            if (key == "seed" or str(key).endswith(".seed")) and isinstance(value, int):
+            if str(key).endswith(".seed") and isinstance(value, int):
                 return value
     return None
 

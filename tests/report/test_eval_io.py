@@ -25,3 +25,16 @@ def test_outputs_are_written_with_missing_cells_empty(tmp_path):
                                                                              {"file": "b", "psnr": ""}]
     assert json.loads((tmp_path / "eval" / "summary.json").read_text()) == {"domain": "image", "fid": None}
     assert sorted(p.name for p in (tmp_path / "eval").iterdir()) == ["per_file.csv", "summary.json"]
+
+
+def test_the_seed_of_a_run_is_its_own_not_its_data_splits():
+    """The image trainer records the data split's seed (the same for every run) before the run's own:
+    the summary must carry the run's, or three seeds are reported as one."""
+    from dac_diveq.report.eval_io import seed_of
+
+    config = {"train/build_image_dataset.seed": 0, "val/build_image_dataset.seed": 0, "seed": 2, "num_iters": 400}
+    assert seed_of({"config": config}) == 2
+    assert seed_of({"config": repr(config)}) == 2  # recorded as text
+    assert seed_of({"config": "{'train/build_image_dataset.seed': 0, 'seed': 1, 'x': <object>}"}) == 1  # unparsable
+    assert seed_of({"config": {"train/AudioDataset.seed": 3}}) == 3  # no run seed: the only one there is
+    assert seed_of({"config": {"num_iters": 1}}) is None and seed_of(None) is None
