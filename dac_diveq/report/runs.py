@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -460,21 +460,40 @@ class Group:
         return float(np.nanmean(rates)) if rates else math.nan
 
 
+def _setting_key(run: Run) -> Any:
+    """The setting a run was trained for where a run has one (image: bits per code), else None.
+
+    Options that set it (an image run's codebook size, FSQ levels) differ between such runs by
+    design: runs are compared option by option only with runs at the same setting."""
+    return tuple(run.settings()) if run.domain.setting_per_run and not run.is_reference else None
+
+
+def _differing_options(runs: list[Run], configs: list[dict[str, Any]], keys: Iterable[str],
+                       text: Callable[[Any], str]) -> list[str]:
+    """The keys whose values differ between runs at the same setting (:func:`_setting_key`)."""
+    buckets: dict[Any, list[dict[str, Any]]] = {}
+    for run, config in zip(runs, configs):
+        buckets.setdefault(_setting_key(run), []).append(config)
+    return sorted(k for k in keys if any(len({text(c[k]) for c in bucket}) > 1 for bucket in buckets.values()))
+
+
+def _option_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _option_labels(runs: list[Run]) -> dict[int, str]:
     """``key=value`` for the training options (recorded by every run) in which runs of one method
     differ, e.g. ``DiVeQDAC.noise_var=0.0001``, a dict option by its differing entries
     (``lambdas.stft/loss=2.5``, ``-`` where a run has no such entry); keyed by ``id(run)``. Residual
-    mode and lookup are labelled by :func:`group_runs` already."""
+    mode and lookup are labelled by :func:`group_runs` already; options that differ only with the
+    setting a run was trained for (an image run's codebook size) are that setting, not a variant."""
     configs = [run.summary.get("training_config") for run in runs]
     if len(runs) < 2 or not all(isinstance(c, dict) for c in configs):
         return {}
-
-    def text(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, default=str)
-
+    text = _option_text
     shared = set.intersection(*(set(c) for c in configs))
-    varying = sorted(k for k in shared if len({text(c[k]) for c in configs}) > 1
-                     and k.rsplit(".", 1)[-1] not in ("residual_mode", "lookup"))
+    varying = [k for k in _differing_options(runs, configs, shared, text)
+               if k.rsplit(".", 1)[-1] not in ("residual_mode", "lookup")]
     columns: list[tuple[str, Any]] = []  # (shown name, how to read it from a config)
     for key in varying:
         if all(isinstance(c[key], dict) for c in configs):
@@ -535,7 +554,8 @@ def check_poolable(group: Group) -> None:
     Options are compared where every run recorded them. An option that only some runs recorded was
     added by a later trainer version (its runs trained with the option at its default when the
     earlier ones had no such option); such keys are listed in ``group.unshared_options`` and the
-    report names them, rather than refusing runs that trained the same.
+    report names them, rather than refusing runs that trained the same. Runs with one setting each
+    (image: bits per code) are compared with the group's runs at the same setting.
 
     Raises:
         ValueError: two runs' recorded values of a shared option differ (one line naming the keys).
@@ -546,9 +566,10 @@ def check_poolable(group: Group) -> None:
         return
     shared = set.intersection(*(set(config) for _, config in known))
     group.unshared_options = sorted(set.union(*(set(config) for _, config in known)) - shared)
-    first_run, first = known[0]
-    for run, config in known[1:]:
-        keys = sorted(k for k in shared if first[k] != config[k])
+    firsts: dict[Any, tuple[Run, dict[str, Any]]] = {}
+    for run, config in known:
+        first_run, first = firsts.setdefault(_setting_key(run), (run, config))
+        keys = sorted(k for k in shared if _option_text(first[k]) != _option_text(config[k]))
         if keys:
             shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
             raise ConfigError(f"cannot pool the runs of {group.label}: {first_run.eval_dir} and {run.eval_dir} "

@@ -168,3 +168,42 @@ def test_runs_are_labelled_by_their_variant_name_when_an_ablation_gives_one(tmp_
     groups = group_runs(load_run(d) for d in dirs)
     assert sorted(g.label for g in groups) == ["diveq_variant", "ste_variant"]
     assert {g.method for g in groups} == {"ste", "diveq"} and all(len(g.runs) == 4 for g in groups)
+
+
+def _with_training_config(eval_dir: Path, **options) -> Path:
+    summary = json.loads((eval_dir / "summary.json").read_text())
+    summary["training_config"] = {"batch_size": 32, **options}
+    (eval_dir / "summary.json").write_text(json.dumps(summary))
+    return eval_dir
+
+
+def test_options_that_set_a_runs_bits_are_its_setting_not_a_variant(tmp_path):
+    """An image run's codebook size (and FSQ's levels) differ between its bits by design: the runs of
+    one method at 4 and 8 bits form one group, so the comparison with the baseline is drawn; two runs
+    at the same bits that trained differently still never pool."""
+    from dac_diveq.report.runs import check_poolable, group_runs
+
+    dirs = [_with_training_config(d, **{"VQVAE.codebook_size": 2 ** json.loads(
+                (d / "summary.json").read_text())["bits"], "VQVAE.fsq_levels": [bits_levels] * 2})
+            for d in write_image_runs(tmp_path / "runs")
+            for bits_levels in [json.loads((d / "summary.json").read_text())["bits"]]]
+    groups = group_runs(load_run(d) for d in dirs)
+    assert sorted(g.label for g in groups) == ["diveq", "ste"] and all(len(g.runs) == 4 for g in groups)
+
+    out = tmp_path / "report"
+    assert load_script().main(["--runs", *map(str, dirs), "--output", str(out)]) == 0
+    assert "**diveq vs ste**: PSNR 1.0000 over 2 seeds: better (p<0.05)" in (out / "README.md").read_text()
+
+    # A difference between runs at the same bits is a variant: labelled, never pooled.
+    odd = _with_training_config(write_image_run(tmp_path / "odd", "diveq", 2, 8, PSNR_MARGIN),
+                                **{"VQVAE.codebook_size": 256, "VQVAE.fsq_levels": [8, 8], "VQVAE.noise_var": 0.1})
+    for d in dirs:
+        summary = json.loads((d / "summary.json").read_text())
+        summary["training_config"]["VQVAE.noise_var"] = 0.001
+        (d / "summary.json").write_text(json.dumps(summary))
+    labels = sorted(g.label for g in group_runs(load_run(d) for d in [*dirs, odd]))
+    assert labels == ["diveq [VQVAE.noise_var=0.001]", "diveq [VQVAE.noise_var=0.1]", "ste"]
+    group = next(g for g in group_runs(load_run(d) for d in dirs) if g.method == "diveq")
+    group.runs.append(load_run(odd))
+    with pytest.raises(ValueError, match="trained differently \\(VQVAE.noise_var\\)"):
+        check_poolable(group)
