@@ -18,7 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -460,6 +460,10 @@ class Group:
         return float(np.nanmean(rates)) if rates else math.nan
 
 
+def _option_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 def _setting_key(run: Run) -> Any:
     """The setting a run was trained for where a run has one (image: bits per code), else None.
 
@@ -468,17 +472,13 @@ def _setting_key(run: Run) -> Any:
     return tuple(run.settings()) if run.domain.setting_per_run and not run.is_reference else None
 
 
-def _differing_options(runs: list[Run], configs: list[dict[str, Any]], keys: Iterable[str],
-                       text: Callable[[Any], str]) -> list[str]:
+def _differing_options(runs: list[Run], configs: list[dict[str, Any]], keys: Iterable[str]) -> list[str]:
     """The keys whose values differ between runs at the same setting (:func:`_setting_key`)."""
     buckets: dict[Any, list[dict[str, Any]]] = {}
     for run, config in zip(runs, configs):
         buckets.setdefault(_setting_key(run), []).append(config)
-    return sorted(k for k in keys if any(len({text(c[k]) for c in bucket}) > 1 for bucket in buckets.values()))
-
-
-def _option_text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, default=str)
+    return sorted(k for k in keys if any(len({_option_text(c[k]) for c in bucket}) > 1
+                                         for bucket in buckets.values()))
 
 
 def _option_labels(runs: list[Run]) -> dict[int, str]:
@@ -492,7 +492,7 @@ def _option_labels(runs: list[Run]) -> dict[int, str]:
         return {}
     text = _option_text
     shared = set.intersection(*(set(c) for c in configs))
-    varying = [k for k in _differing_options(runs, configs, shared, text)
+    varying = [k for k in _differing_options(runs, configs, shared)
                if k.rsplit(".", 1)[-1] not in ("residual_mode", "lookup")]
     columns: list[tuple[str, Any]] = []  # (shown name, how to read it from a config)
     for key in varying:
